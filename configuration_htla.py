@@ -1,0 +1,143 @@
+"""HTLA model configuration."""
+
+from __future__ import annotations
+
+from transformers import CONFIG_MAPPING, AutoConfig, PretrainedConfig
+
+from modeling_htla.taxonomy import Taxonomy
+
+NEGATIVE_MINING = ("hard", "random", "all")
+POOLING = ("cls", "mean")
+
+
+class HTLAConfig(PretrainedConfig):
+    r"""Configuration of an [`HTLAModel`]: the text encoder's config, the label taxonomy and the HTLA hyper-parameters.
+
+    Everything needed to build the model lives here, so `HTLAModel(config)` works without network or files.
+
+    Args:
+        text_config (`dict` or `PretrainedConfig`, *optional*):
+            Config of the text encoder (any `AutoModel` encoder, BERT family first). Defaults to `BertConfig()`.
+        taxonomy (`dict`, *optional*):
+            The label tree as `Taxonomy.to_dict()`: `labels` (identifiers), `parents` (identifier or `None` per label)
+            and `names` (readable names). `id2label`/`label2id` follow `labels`.
+        label_name_ids (`list[list[int]]`, *optional*):
+            Token ids of every label's readable name in the text encoder's vocabulary (no special tokens). A label's
+            initial node feature is the mean of the encoder's input embeddings over these tokens. Filled in by
+            `HTLAModel.from_encoder`; labels without ids start from their label-id embedding alone.
+        pooling (`str`, *optional*, defaults to `"cls"`):
+            Text feature: `"cls"` (first token, as in the paper) or `"mean"` (masked mean of the last hidden state,
+            better for encoders trained for sentence embeddings such as all-MiniLM-L6-v2).
+        classifier_dropout (`float`, *optional*, defaults to 0.1):
+            Dropout on the text feature.
+        use_graph_encoder (`bool`, *optional*, defaults to `True`):
+            `False` gives the flat baseline (the paper's "BERT"): a linear classifier on the text feature.
+        graph_num_layers (`int`, *optional*, defaults to 1):
+            Number of GPTrans layers.
+        graph_num_heads (`int`, *optional*):
+            Attention heads of GPTrans; defaults to the text encoder's `num_attention_heads`.
+        edge_dim (`int`, *optional*, defaults to 30):
+            Size of the edge features (distance embedding + mean of path-label embeddings).
+        graph_dropout (`float`, *optional*, defaults to 0.1):
+            Dropout inside GPTrans.
+        use_tla (`bool`, *optional*, defaults to `True`):
+            Add the Text-Label Alignment loss; `False` gives the paper's "BERT-GPTrans" (BCE only).
+        tla_weight (`float`, *optional*, defaults to 1.0):
+            λ, the weight of TLA in `BCE + λ·TLA`.
+        tla_temperature (`float`, *optional*, defaults to 0.07):
+            τ, the temperature of the contrastive TLA loss; must be > 0.
+        negative_mining (`str`, *optional*, defaults to `"hard"`):
+            Negatives of TLA: `"hard"` (most similar non-gold labels), `"random"` or `"all"` (every non-gold label).
+        num_negatives (`int`, *optional*):
+            Negatives per text for `"hard"`/`"random"`; default `None` takes as many as the text has gold labels.
+        initializer_range (`float`, *optional*, defaults to 0.02):
+            Standard deviation of the initialization of the new (graph and head) weights.
+    """
+
+    model_type = "htla"
+    sub_configs = {"text_config": AutoConfig}
+
+    def __init__(
+        self,
+        text_config: dict | PretrainedConfig | None = None,
+        taxonomy: dict | None = None,
+        label_name_ids: list[list[int]] | None = None,
+        pooling: str = "cls",
+        classifier_dropout: float = 0.1,
+        use_graph_encoder: bool = True,
+        graph_num_layers: int = 1,
+        graph_num_heads: int | None = None,
+        edge_dim: int = 30,
+        graph_dropout: float = 0.1,
+        use_tla: bool = True,
+        tla_weight: float = 1.0,
+        tla_temperature: float = 0.07,
+        negative_mining: str = "hard",
+        num_negatives: int | None = None,
+        initializer_range: float = 0.02,
+        **kwargs,
+    ):
+        if text_config is None:
+            text_config = CONFIG_MAPPING["bert"]()
+        elif isinstance(text_config, dict):
+            text_config = dict(text_config)
+            model_type = text_config.pop("model_type", "bert")
+            if model_type not in CONFIG_MAPPING:
+                raise ValueError(f"text_config: unknown model_type {model_type!r}")
+            text_config = CONFIG_MAPPING[model_type](**text_config)
+        self.text_config = text_config
+
+        tax = Taxonomy(**taxonomy) if taxonomy else Taxonomy([], [])
+        self.taxonomy = tax.to_dict()
+        if label_name_ids is not None and len(label_name_ids) != len(tax):
+            raise ValueError(f"label_name_ids: {len(label_name_ids)} entries for {len(tax)} labels")
+        self.label_name_ids = label_name_ids
+
+        if pooling not in POOLING:
+            raise ValueError(f"pooling must be one of {POOLING}, got {pooling!r}")
+        if negative_mining not in NEGATIVE_MINING:
+            raise ValueError(f"negative_mining must be one of {NEGATIVE_MINING}, got {negative_mining!r}")
+        if tla_temperature is None or tla_temperature <= 0:
+            raise ValueError(f"tla_temperature must be > 0, got {tla_temperature}")
+        if edge_dim is None or edge_dim <= 0:
+            raise ValueError(f"edge_dim must be > 0, got {edge_dim}")
+        if graph_num_layers < 1:
+            raise ValueError(f"graph_num_layers must be >= 1, got {graph_num_layers}")
+        if num_negatives is not None and num_negatives < 1:
+            raise ValueError(f"num_negatives must be >= 1 or None, got {num_negatives}")
+        if use_tla and not use_graph_encoder:
+            raise ValueError("use_tla=True needs use_graph_encoder=True (TLA aligns texts with graph label features)")
+        heads = graph_num_heads or text_config.num_attention_heads
+        if text_config.hidden_size % heads:
+            raise ValueError(
+                f"hidden size {text_config.hidden_size} is not divisible by graph_num_heads {heads}"
+            )
+        self.pooling = pooling
+        self.classifier_dropout = classifier_dropout
+        self.use_graph_encoder = use_graph_encoder
+        self.graph_num_layers = graph_num_layers
+        self.graph_num_heads = heads
+        self.edge_dim = edge_dim
+        self.graph_dropout = graph_dropout
+        self.use_tla = use_tla
+        self.tla_weight = tla_weight
+        self.tla_temperature = tla_temperature
+        self.negative_mining = negative_mining
+        self.num_negatives = num_negatives
+        self.initializer_range = initializer_range
+
+        kwargs["id2label"] = dict(enumerate(tax.labels))
+        kwargs["label2id"] = dict(tax.label2id)
+        kwargs.setdefault("problem_type", "multi_label_classification")
+        super().__init__(**kwargs)
+
+    @property
+    def hidden_size(self) -> int:
+        return self.text_config.hidden_size
+
+    def get_taxonomy(self) -> Taxonomy:
+        """The label tree as a `Taxonomy`."""
+        return Taxonomy(**self.taxonomy)
+
+
+__all__ = ["HTLAConfig"]

@@ -1,0 +1,161 @@
+"""HTLA: text encoder + GPTrans label encoder, fused by addition and scored by one shared linear classifier."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedModel
+from transformers.utils import ModelOutput
+
+from configuration_htla import HTLAConfig
+
+from .default_encoder import resolve_encoder
+from .graph_encoder import LabelGraphEncoder
+from .loss import htla_loss
+from .taxonomy import Taxonomy
+
+
+@dataclass
+class HTLAOutput(ModelOutput):
+    """Outputs of [`HTLAModel`].
+
+    Args:
+        loss: `BCE + λ·TLA`, when `labels` are given.
+        logits: `[B, L]` one score per taxonomy label (apply a sigmoid for probabilities).
+        bce_loss: the BCE part of `loss`.
+        tla_loss: the TLA part of `loss` (before λ), 0 when TLA is off.
+        text_embeds: `[B, H]` text features `h` (after dropout).
+        label_embeds: `[L, H]` label features `F` from GPTrans, `None` for the flat variant.
+    """
+
+    loss: torch.FloatTensor | None = None
+    logits: torch.FloatTensor | None = None
+    bce_loss: torch.FloatTensor | None = None
+    tla_loss: torch.FloatTensor | None = None
+    text_embeds: torch.FloatTensor | None = None
+    label_embeds: torch.FloatTensor | None = None
+
+
+class HTLAPreTrainedModel(PreTrainedModel):
+    config_class = HTLAConfig
+    base_model_prefix = "htla"
+    main_input_name = "input_ids"
+    supports_gradient_checkpointing = False
+
+
+class HTLAModel(HTLAPreTrainedModel):
+    """Hierarchical text classifier with Text-Label Alignment (Kumar & Toshniwal, ECML-PKDD 2024)."""
+
+    def __init__(self, config: HTLAConfig):
+        super().__init__(config)
+        self.text_encoder = _encoder_from_config(config.text_config)
+        self.dropout = nn.Dropout(config.classifier_dropout)
+        self.graph_encoder = LabelGraphEncoder(config) if config.use_graph_encoder else None
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)  # shared over labels: w_j, b_j
+        self._label_cache: tuple[tuple, torch.Tensor] | None = None
+        self.post_init()
+
+    # ------------------------------------------------------------------ construction
+
+    @classmethod
+    def from_encoder(cls, encoder_name_or_path: str | None, taxonomy: Taxonomy, **config_kwargs) -> HTLAModel:
+        """A fresh HTLA on a pretrained text encoder (Hub id or folder; `None` = packaged all-MiniLM-L6-v2).
+
+        Label names are tokenized with the encoder's tokenizer to initialize the label nodes; the graph encoder and
+        classifier start from random weights. `config_kwargs` are `HTLAConfig` arguments (`tla_temperature=...`).
+        """
+        path = resolve_encoder(encoder_name_or_path)
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        name_ids = tokenizer(taxonomy.names, add_special_tokens=False)["input_ids"]
+        config = HTLAConfig(
+            text_config=AutoConfig.from_pretrained(path).to_dict(),
+            taxonomy=taxonomy.to_dict(),
+            label_name_ids=[list(ids) for ids in name_ids],
+            **config_kwargs,
+        )
+        model = cls(config)
+        encoder = AutoModel.from_pretrained(path)
+        missing, _ = model.text_encoder.load_state_dict(encoder.state_dict(), strict=False)
+        if missing:
+            raise ValueError(f"{path}: encoder weights lack {missing[:3]}")
+        return model
+
+    @property
+    def taxonomy(self) -> Taxonomy:
+        return self.config.get_taxonomy()
+
+    # ------------------------------------------------------------------ label features and their cache
+
+    def train(self, mode: bool = True):
+        self._label_cache = None
+        return super().train(mode)
+
+    def _cache_key(self) -> tuple:
+        """Identity and in-place version of every weight the label features depend on.
+
+        Optimizer steps and weight loads bump a tensor's version or replace it, which invalidates the cache.
+        """
+        weights = [self.text_encoder.get_input_embeddings().weight, *self.graph_encoder.parameters()]
+        return tuple((id(w), w._version, w.device, w.dtype) for w in weights)
+
+    def label_features(self) -> torch.Tensor:
+        """`[L, H]` label features `F`; cached in eval mode without autograd, since they do not depend on the text."""
+        if self.training or torch.is_grad_enabled():
+            return self.graph_encoder(self.text_encoder.get_input_embeddings())
+        key = self._cache_key()
+        if self._label_cache is None or self._label_cache[0] != key:
+            self._label_cache = (key, self.graph_encoder(self.text_encoder.get_input_embeddings()))
+        return self._label_cache[1]
+
+    # ------------------------------------------------------------------ forward
+
+    def encode_text(self, input_ids, attention_mask=None, token_type_ids=None) -> torch.Tensor:
+        """`[B, H]` text feature: first token ([CLS]) or masked mean of the last hidden state."""
+        kwargs = {"token_type_ids": token_type_ids} if token_type_ids is not None else {}
+        hidden = self.text_encoder(input_ids=input_ids, attention_mask=attention_mask, **kwargs).last_hidden_state
+        if self.config.pooling == "cls":
+            return hidden[:, 0]
+        if attention_mask is None:
+            return hidden.mean(1)
+        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+        return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.LongTensor | None = None,
+        token_type_ids: torch.LongTensor | None = None,
+        labels: torch.FloatTensor | None = None,
+        return_dict: bool | None = None,
+    ) -> HTLAOutput | tuple:
+        r"""
+        labels (`torch.FloatTensor` of shape `[B, L]`, *optional*):
+            Multi-hot gold labels, ancestors included. When given, the output carries `loss = BCE + λ·TLA`.
+        """
+        text = self.dropout(self.encode_text(input_ids, attention_mask, token_type_ids))  # [B, H]
+        if self.graph_encoder is None:
+            label_features = None
+            logits = self.classifier(text)
+        else:
+            label_features = self.label_features()  # [L, H]
+            weight = self.classifier.weight  # [L, H]
+            # logit_ij = w_j · (h_i + f_j) + b_j = (h W^T)_ij + <w_j, f_j> + b_j
+            logits = self.classifier(text) + (weight * label_features).sum(-1)
+        loss = bce = tla = None
+        if labels is not None:
+            loss, bce, tla = htla_loss(logits, labels, text, label_features, self.config)
+        output = HTLAOutput(
+            loss=loss, logits=logits, bce_loss=bce, tla_loss=tla, text_embeds=text, label_embeds=label_features
+        )
+        use_dict = return_dict if return_dict is not None else self.config.return_dict
+        return output if use_dict else output.to_tuple()
+
+
+def _encoder_from_config(text_config) -> PreTrainedModel:
+    """The bare text encoder, without a pooler where the architecture has one (HTLA never uses it)."""
+    try:
+        return AutoModel.from_config(text_config, add_pooling_layer=False)
+    except TypeError:
+        return AutoModel.from_config(text_config)

@@ -1,0 +1,285 @@
+"""The label tree: parsing, validation, ancestor closure, multi-hot encoding and tree distances.
+
+A `Taxonomy` is a forest of labels (the invisible root is not a label). Every label has an identifier
+(e.g. ``"C152"``), an optional readable name (``"COMMENT/FORECASTS"``) and at most one parent.
+Malformed trees raise `ValueError` naming the offending label when the taxonomy is built.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+PATH_SEPARATOR = " > "
+
+
+class Taxonomy:
+    """A validated label forest.
+
+    Args:
+        labels: label identifiers, unique and non-empty.
+        parents: for each label, the identifier of its parent or `None` for a top-level label.
+        names: optional readable names, a mapping from identifier to name or a list aligned with `labels`;
+            a label without a name is named by its identifier.
+    """
+
+    def __init__(
+        self,
+        labels: Sequence[str],
+        parents: Sequence[str | None],
+        names: Mapping[str, str] | Sequence[str] | None = None,
+    ):
+        labels = list(labels)
+        parents = list(parents)
+        if len(labels) != len(parents):
+            raise ValueError(f"taxonomy: {len(labels)} labels but {len(parents)} parents")
+        label2id: dict[str, int] = {}
+        for label in labels:
+            if not isinstance(label, str) or not label.strip():
+                raise ValueError(f"taxonomy: empty label name {label!r}")
+            if label in label2id:
+                raise ValueError(f"taxonomy: duplicate label {label!r}")
+            label2id[label] = len(label2id)
+        parent_ids = []
+        for label, parent in zip(labels, parents):
+            if parent is None:
+                parent_ids.append(-1)
+            elif parent not in label2id:
+                raise ValueError(f"taxonomy: label {label!r} has unknown parent {parent!r}")
+            elif parent == label:
+                raise ValueError(f"taxonomy: label {label!r} is its own parent (cycle)")
+            else:
+                parent_ids.append(label2id[parent])
+
+        if names is None:
+            names = {}
+        if isinstance(names, Mapping):
+            unknown = set(names) - set(label2id)
+            if unknown:
+                raise ValueError(f"taxonomy: names given for unknown labels {sorted(unknown)[:5]}")
+            names = [names.get(label) or label for label in labels]
+        else:
+            names = list(names)
+            if len(names) != len(labels):
+                raise ValueError(f"taxonomy: {len(labels)} labels but {len(names)} names")
+            names = [name or label for name, label in zip(names, labels)]
+        for label, name in zip(labels, names):
+            if not isinstance(name, str) or not name.strip():
+                raise ValueError(f"taxonomy: label {label!r} has an empty readable name")
+
+        self.labels: list[str] = labels
+        self.names: list[str] = names
+        self.parent_ids: list[int] = parent_ids
+        self.label2id: dict[str, int] = label2id
+        self.depths: list[int] = self._compute_depths()
+        self.children: list[list[int]] = [[] for _ in labels]
+        for child, parent in enumerate(parent_ids):
+            if parent >= 0:
+                self.children[parent].append(child)
+
+    def _compute_depths(self) -> list[int]:
+        """Depth of every label (top level = 1); raises on a cycle."""
+        depths = [0] * len(self.labels)
+        for start in range(len(self.labels)):
+            chain, node = [], start
+            while node >= 0 and depths[node] == 0:
+                if node in chain:
+                    cycle = " -> ".join(self.labels[i] for i in chain[chain.index(node) :] + [node])
+                    raise ValueError(f"taxonomy: cycle {cycle}")
+                chain.append(node)
+                node = self.parent_ids[node]
+            base = depths[node] if node >= 0 else 0
+            for offset, member in enumerate(reversed(chain), start=1):
+                depths[member] = base + offset
+        return depths
+
+    # ------------------------------------------------------------------ constructors
+
+    @classmethod
+    def from_parents(
+        cls, parents: Mapping[str, str | None], names: Mapping[str, str] | None = None
+    ) -> Taxonomy:
+        """Build from a ``{child: parent}`` map; top-level labels map to `None` (or ``"Root"``).
+
+        Parents that never appear as keys are an error, so every label must be listed.
+        """
+        labels = list(parents)
+        parent_list = [None if p in (None, "", "Root", "root") else p for p in parents.values()]
+        return cls(labels, parent_list, names)
+
+    @classmethod
+    def from_file(cls, path: str | Path, names: Mapping[str, str] | None = None) -> Taxonomy:
+        """Read a HiAGM ``.taxonomy`` file (``parent<TAB>child<TAB>child…``, first line ``Root<TAB>…``)
+        or a JSON ``{child: parent}`` map (``.json``)."""
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as err:
+            raise ValueError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
+        except OSError as err:
+            raise ValueError(f"{path}: cannot read taxonomy ({err.strerror})") from None
+        if path.suffix == ".json":
+            try:
+                mapping = json.loads(text)
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{path}:{err.lineno}: invalid JSON ({err.msg})") from None
+            if not isinstance(mapping, dict):
+                raise ValueError(f"{path}: expected a JSON object {{child: parent}}")
+            try:
+                return cls.from_parents(mapping, names)
+            except ValueError as err:
+                raise ValueError(f"{path}: {err}") from None
+        return cls._from_hiagm_lines(text.splitlines(), str(path), names)
+
+    @classmethod
+    def _from_hiagm_lines(cls, lines: Iterable[str], source: str, names: Mapping[str, str] | None) -> Taxonomy:
+        labels: list[str] = []
+        parents: list[str | None] = []
+        seen_line: dict[str, int] = {}
+        first = True
+        for lineno, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            fields = [field.strip() for field in line.rstrip("\n").split("\t")]
+            parent, children = fields[0], fields[1:]
+            if first:
+                if parent.lower() != "root":
+                    raise ValueError(f"{source}:{lineno}: first line must start with 'Root', got {parent!r}")
+                parent, first = None, False
+            elif parent not in seen_line:
+                raise ValueError(f"{source}:{lineno}: parent {parent!r} was not listed as a child before")
+            if not children:
+                raise ValueError(f"{source}:{lineno}: parent {parent or 'Root'!r} has no children")
+            for child in children:
+                if not child:
+                    raise ValueError(f"{source}:{lineno}: empty label name")
+                if child in seen_line:
+                    raise ValueError(
+                        f"{source}:{lineno}: label {child!r} already listed on line {seen_line[child]} "
+                        "(a label has one parent and appears once)"
+                    )
+                seen_line[child] = lineno
+                labels.append(child)
+                parents.append(parent)
+        if first:
+            raise ValueError(f"{source}: empty taxonomy file")
+        try:
+            return cls(labels, parents, names)
+        except ValueError as err:
+            raise ValueError(f"{source}: {err}") from None
+
+    @classmethod
+    def from_paths(cls, paths: Iterable[Sequence[str]]) -> Taxonomy:
+        """Derive a tree from label paths such as ``["comp", "comp.sys", "comp.sys.mac.hardware"]``."""
+        parents: dict[str, str | None] = {}
+        for path in paths:
+            parent = None
+            for label in path:
+                known = parents.setdefault(label, parent)
+                if known != parent:
+                    raise ValueError(f"label {label!r} appears under both {known!r} and {parent!r}")
+                parent = label
+        return cls.from_parents(parents)
+
+    # ------------------------------------------------------------------ serialization
+
+    def to_dict(self) -> dict:
+        return {
+            "labels": list(self.labels),
+            "parents": [self.labels[p] if p >= 0 else None for p in self.parent_ids],
+            "names": list(self.names),
+        }
+
+    def save(self, path: str | Path) -> None:
+        """Write the HiAGM format (names are not part of it; keep them in the model config)."""
+        lines = ["\t".join(["Root"] + [self.labels[i] for i in self.roots])]
+        for node in self.topological_order():
+            if self.children[node]:
+                lines.append("\t".join([self.labels[node]] + [self.labels[c] for c in self.children[node]]))
+        Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+    # ------------------------------------------------------------------ queries
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Taxonomy) and self.to_dict() == other.to_dict()
+
+    def __repr__(self) -> str:
+        return f"Taxonomy({len(self)} labels, {self.num_levels} levels)"
+
+    @property
+    def roots(self) -> list[int]:
+        return [i for i, p in enumerate(self.parent_ids) if p < 0]
+
+    @property
+    def num_levels(self) -> int:
+        return max(self.depths, default=0)
+
+    def topological_order(self) -> list[int]:
+        """Label ids ordered so that every parent comes before its children."""
+        return sorted(range(len(self)), key=lambda i: self.depths[i])
+
+    def ancestors(self, label_id: int) -> list[int]:
+        """Ids from the top-level ancestor down to the label itself."""
+        chain = []
+        while label_id >= 0:
+            chain.append(label_id)
+            label_id = self.parent_ids[label_id]
+        return chain[::-1]
+
+    def path(self, label_id: int, separator: str = PATH_SEPARATOR) -> str:
+        return separator.join(self.labels[i] for i in self.ancestors(label_id))
+
+    def is_leaf(self, label_id: int) -> bool:
+        return not self.children[label_id]
+
+    def encode(self, labels: Iterable[str], add_ancestors: bool = True) -> list[float]:
+        """Multi-hot vector of a label set (with every ancestor when `add_ancestors`)."""
+        vector = [0.0] * len(self)
+        for label in labels:
+            if label not in self.label2id:
+                raise ValueError(f"label {label!r} is not in the taxonomy")
+            ids = self.ancestors(self.label2id[label]) if add_ancestors else [self.label2id[label]]
+            for i in ids:
+                vector[i] = 1.0
+        return vector
+
+    def decode(self, vector: Sequence[float], threshold: float = 0.5) -> list[str]:
+        """Labels whose entry exceeds `threshold`, in taxonomy order."""
+        return [label for label, value in zip(self.labels, vector) if value > threshold]
+
+    def is_consistent(self, label_ids: Iterable[int]) -> bool:
+        """True when every label's parent is in the set too."""
+        chosen = set(label_ids)
+        return all(self.parent_ids[i] < 0 or self.parent_ids[i] in chosen for i in chosen)
+
+    def tree_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Dense pairwise tree structure over the labels plus a virtual root at index ``L``.
+
+        Returns:
+            ancestor_matrix: ``[L+1, L+1]`` 0/1, ``A[i, a] = 1`` when ``a`` is ``i`` or one of its ancestors
+                (the virtual root is everyone's ancestor).
+            lca: ``[L, L]`` index of the lowest common ancestor (``L`` = virtual root).
+            distance: ``[L, L]`` number of tree edges on the shortest path (through the root if needed).
+        """
+        n = len(self)
+        anc = np.zeros((n + 1, n + 1), dtype=np.float32)
+        anc[:, n] = 1.0
+        for i in range(n):
+            anc[i, self.ancestors(i)] = 1.0
+        depth = np.asarray(self.depths + [0], dtype=np.int64)
+        # chains[i, d] = ancestor of i at depth d + 1, or -1 below the label's own depth.
+        chains = np.full((n, max(self.num_levels, 1)), -1, dtype=np.int64)
+        for i in range(n):
+            chain = self.ancestors(i)
+            chains[i, : len(chain)] = chain
+        # Two chains agree on a prefix, so the LCA depth is the number of agreeing levels.
+        lca_depth = ((chains[:, None, :] == chains[None, :, :]) & (chains[:, None, :] >= 0)).sum(-1)  # [L, L]
+        lca = np.where(lca_depth > 0, chains[np.arange(n)[:, None], np.maximum(lca_depth - 1, 0)], n)
+        distance = depth[:n, None] + depth[None, :n] - 2 * lca_depth
+        return anc, lca, distance

@@ -1,0 +1,41 @@
+import pytest
+
+from conftest import tiny_text_config
+from modeling_htla import HTLAConfig
+
+
+def test_config_round_trip(small_taxonomy):
+    config = HTLAConfig(text_config=tiny_text_config(), taxonomy=small_taxonomy.to_dict(), tla_temperature=0.2)
+    again = HTLAConfig.from_dict(config.to_dict())
+    assert again.get_taxonomy() == small_taxonomy
+    assert again.text_config.hidden_size == 32
+    assert again.tla_temperature == 0.2
+    assert again.problem_type == "multi_label_classification"
+    assert again.id2label[2] == "a1" and again.label2id["a11"] == 5
+    assert again.num_labels == len(small_taxonomy)
+    assert again.graph_num_heads == 4  # defaults to the encoder's heads
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"tla_temperature": 0.0}, "tla_temperature must be > 0"),
+        ({"tla_temperature": -1}, "tla_temperature must be > 0"),
+        ({"edge_dim": 0}, "edge_dim must be > 0"),
+        ({"graph_num_heads": 5}, "not divisible by graph_num_heads 5"),
+        ({"negative_mining": "easy"}, "negative_mining must be one of"),
+        ({"pooling": "max"}, "pooling must be one of"),
+        ({"use_graph_encoder": False}, "use_tla=True needs use_graph_encoder=True"),
+        ({"num_negatives": 0}, "num_negatives must be >= 1"),
+    ],
+)
+def test_bad_hyper_parameters(small_taxonomy, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        HTLAConfig(text_config=tiny_text_config(), taxonomy=small_taxonomy.to_dict(), **kwargs)
+
+
+def test_malformed_taxonomy_in_config():
+    with pytest.raises(ValueError, match="cycle"):
+        HTLAConfig(taxonomy={"labels": ["a", "b"], "parents": ["b", "a"], "names": ["a", "b"]})
+    with pytest.raises(ValueError, match="duplicate label"):
+        HTLAConfig(taxonomy={"labels": ["a", "a"], "parents": [None, None], "names": ["a", "a"]})

@@ -1,0 +1,245 @@
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from conftest import chain_taxonomy, make_model
+from modeling_htla import HTLAModel, tla_loss
+from modeling_htla.loss import select_negatives
+
+
+def batch(taxonomy, leaves, seq_len=12, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    input_ids = torch.randint(1, 120, (len(leaves), seq_len), generator=generator)
+    labels = torch.tensor([taxonomy.encode(leaf) for leaf in leaves])
+    return input_ids, torch.ones_like(input_ids), labels
+
+
+# ---------------------------------------------------------------- fusion
+
+
+def test_vectorized_fusion_equals_pairwise_linear(small_taxonomy):
+    model = make_model(small_taxonomy).eval()
+    input_ids, mask, _ = batch(small_taxonomy, [["a11"], ["b1"], []])
+    with torch.no_grad():
+        out = model(input_ids=input_ids, attention_mask=mask)
+        h, f = out.text_embeds, out.label_embeds
+        expected = torch.empty_like(out.logits)
+        for i in range(h.shape[0]):
+            for j in range(f.shape[0]):
+                expected[i, j] = model.classifier(h[i] + f[j])[j]
+    assert (out.logits - expected).abs().max() <= 1e-5
+
+
+# ---------------------------------------------------------------- TLA loss
+
+
+def tla_reference(h, f, labels, tau, negatives):
+    """Per-sample loop straight from the formula, given each sample's negative set."""
+    s = F.normalize(h, dim=-1) @ F.normalize(f, dim=-1).T
+    losses = []
+    for i in range(h.shape[0]):
+        pos = [j for j in range(f.shape[0]) if labels[i, j] > 0.5]
+        if not pos:
+            continue
+        neg = negatives(i, pos, s[i])
+        denominator = torch.logsumexp(torch.stack([s[i, j] / tau for j in pos + neg]), 0)
+        losses.append(torch.stack([denominator - s[i, p] / tau for p in pos]).mean())
+    return torch.stack(losses).mean()
+
+
+def random_tla_inputs(seed=0, batch_size=6, num_labels=11, hidden=8):
+    generator = torch.Generator().manual_seed(seed)
+    h = torch.randn(batch_size, hidden, generator=generator, requires_grad=True)
+    f = torch.randn(num_labels, hidden, generator=generator, requires_grad=True)
+    labels = torch.zeros(batch_size, num_labels)
+    for i in range(batch_size):  # 1..4 positives, varying per sample
+        k = 1 + i % 4
+        labels[i, torch.randperm(num_labels, generator=generator)[:k]] = 1
+    return h, f, labels
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("num_negatives", [None, 3])
+def test_hard_tla_matches_per_sample_loop(seed, num_negatives):
+    h, f, labels = random_tla_inputs(seed)
+
+    def hard(i, pos, s_i):
+        k = len(pos) if num_negatives is None else num_negatives
+        candidates = sorted((j for j in range(len(s_i)) if j not in pos), key=lambda j: -float(s_i[j].detach()))
+        return candidates[:k]
+
+    expected = tla_reference(h, f, labels, 0.07, hard)
+    got = tla_loss(h, f, labels, temperature=0.07, negative_mining="hard", num_negatives=num_negatives)
+    assert abs(float(got - expected)) <= 1e-5
+
+
+def test_all_negatives_matches_loop_and_gradients_flow():
+    h, f, labels = random_tla_inputs(3)
+    expected = tla_reference(h, f, labels, 0.2, lambda i, pos, s_i: [j for j in range(len(s_i)) if j not in pos])
+    got = tla_loss(h, f, labels, temperature=0.2, negative_mining="all")
+    assert abs(float(got - expected)) <= 1e-5
+    got.backward()
+    assert h.grad.abs().sum() > 0 and f.grad.abs().sum() > 0
+
+
+def test_negative_masks():
+    positives = torch.tensor([[1, 0, 0, 0, 0, 1], [0, 1, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0]], dtype=torch.bool)
+    similarity = torch.tensor([[0.9, 0.8, 0.1, 0.7, 0.2, 0.5]] * 3)
+    hard = select_negatives(similarity, positives, "hard", None)
+    assert hard[0].tolist() == [False, True, False, True, False, False]  # 2 most similar non-gold
+    assert hard[1].tolist() == [True, False, False, False, False, False]
+    assert not hard[2].any()  # no positives -> no negatives
+    everything = select_negatives(similarity, positives, "all", None)
+    assert torch.equal(everything, ~positives)
+    torch.manual_seed(0)
+    random = select_negatives(similarity, positives, "random", 3)
+    assert random.sum(1).tolist() == [3, 3, 3]
+    assert not (random & positives).any()
+    draws = {tuple(select_negatives(similarity, positives, "random", 2)[0].tolist()) for _ in range(30)}
+    assert len(draws) > 1  # random, not always the same labels
+
+
+def test_sample_without_positives_gives_no_nan():
+    h, f, labels = random_tla_inputs(4)
+    labels[0] = 0
+    with_empty = tla_loss(h, f, labels)
+    without = tla_loss(h[1:], f, labels[1:])
+    assert torch.isfinite(with_empty) and abs(float(with_empty - without)) <= 1e-6
+    with_empty.backward()
+    assert torch.isfinite(h.grad).all() and h.grad[0].abs().sum() == 0
+    nothing = tla_loss(h, f, torch.zeros_like(labels))
+    assert float(nothing) == 0.0 and torch.isfinite(nothing)
+
+
+# ---------------------------------------------------------------- GPTrans
+
+
+def test_edge_inputs_follow_the_tree(small_taxonomy):
+    model = make_model(small_taxonomy)
+    tree = model.graph_encoder.tree.to(torch.device("cpu"))
+    ids = small_taxonomy.label2id
+    distance = tree["distance"]
+    assert torch.all(distance.diagonal() == 0)
+    assert distance[ids["a1"], ids["a11"]] == 1 and distance[ids["a11"], ids["a12"]] == 2
+    edges = model.graph_encoder.edge_features(tree)
+    assert edges.shape == (len(small_taxonomy), len(small_taxonomy), model.config.edge_dim)
+    # The edge of a pair is its distance embedding plus the mean embedding of the labels on its path.
+    emb = model.graph_encoder.edge_features.path_embeddings.weight
+    dist = model.graph_encoder.edge_features.distance_embeddings.weight
+    root = len(small_taxonomy)
+    path = [ids["a11"], ids["a1"], ids["a"], root, ids["b"], ids["b1"]]
+    expected = dist[5] + emb[path].mean(0)
+    assert torch.allclose(edges[ids["a11"], ids["b1"]], expected, atol=1e-6)
+    assert torch.allclose(edges[ids["a1"], ids["a1"]], dist[0] + emb[ids["a1"]], atol=1e-6)
+
+
+@pytest.mark.parametrize("layers", [1, 2, 3])
+def test_gptrans_shapes_and_gradients_reach_every_parameter(small_taxonomy, layers):
+    model = make_model(small_taxonomy, graph_num_layers=layers).train()
+    input_ids, mask, labels = batch(small_taxonomy, [["a11"], ["b1"], ["a2"]])
+    out = model(input_ids=input_ids, attention_mask=mask, labels=labels)
+    assert out.logits.shape == (3, len(small_taxonomy))
+    assert out.label_embeds.shape == (len(small_taxonomy), 32)
+    out.loss.backward()
+    without_grad = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert without_grad == []
+
+
+@pytest.mark.parametrize("depth", [1, 2, 3, 5, 8])
+def test_trees_of_any_depth(depth):
+    tax = chain_taxonomy(depth, branching=2 if depth < 6 else 1)
+    model = make_model(tax)
+    deepest = [label for i, label in enumerate(tax.labels) if tax.depths[i] == depth]
+    input_ids, mask, labels = batch(tax, [[deepest[0]], [deepest[-1]]])
+    out = model(input_ids=input_ids, attention_mask=mask, labels=labels)
+    assert out.logits.shape == (2, len(tax)) and torch.isfinite(out.loss)
+    assert labels.sum(1).tolist() == [depth, depth]  # ancestors included
+
+
+# ---------------------------------------------------------------- label-feature cache
+
+
+def test_label_features_cached_in_eval_and_dropped_on_train_or_load(small_taxonomy, tmp_path):
+    model = make_model(small_taxonomy).eval()
+    input_ids, mask, _ = batch(small_taxonomy, [["a11"], ["b1"]])
+    calls = []
+    model.graph_encoder.register_forward_hook(lambda *args: calls.append(1))
+    with torch.no_grad():
+        first = model(input_ids=input_ids, attention_mask=mask).logits
+        second = model(input_ids=input_ids, attention_mask=mask).logits
+    assert len(calls) == 1 and torch.equal(first, second)
+
+    model.train()
+    assert model._label_cache is None
+    model.eval()
+    with torch.no_grad():
+        third = model(input_ids=input_ids, attention_mask=mask).logits
+    assert len(calls) == 2 and torch.equal(first, third)
+
+    # A weight load changes the label features: the cache must notice.
+    other = make_model(small_taxonomy, seed=1)
+    model.load_state_dict(other.state_dict())
+    with torch.no_grad():
+        fourth = model(input_ids=input_ids, attention_mask=mask).logits
+        fresh = other.eval()(input_ids=input_ids, attention_mask=mask).logits
+    assert len(calls) == 3 and torch.allclose(fourth, fresh, atol=1e-6)
+
+    # With autograd on nothing is cached, so gradients stay correct.
+    out = model(input_ids=input_ids, attention_mask=mask)
+    out.logits.sum().backward()
+    assert model.classifier.weight.grad is not None
+
+
+# ---------------------------------------------------------------- save/load and training
+
+
+def test_save_load_round_trip_gives_identical_logits(small_taxonomy, tmp_path):
+    model = make_model(small_taxonomy, tla_temperature=0.1).eval()
+    input_ids, mask, _ = batch(small_taxonomy, [["a11"], ["b1"], ["a2"]])
+    with torch.no_grad():
+        before = model(input_ids=input_ids, attention_mask=mask).logits
+    model.save_pretrained(tmp_path)
+    assert (tmp_path / "model.safetensors").exists() and not list(tmp_path.glob("*.bin"))
+    loaded = HTLAModel.from_pretrained(tmp_path).eval()
+    assert loaded.config.tla_temperature == 0.1 and loaded.taxonomy == small_taxonomy
+    with torch.no_grad():
+        after = loaded(input_ids=input_ids, attention_mask=mask).logits
+    assert torch.equal(before, after)
+
+
+@pytest.mark.parametrize(
+    "variant",
+    [
+        {},  # HTLA
+        {"use_tla": False},  # BERT-GPTrans
+        {"use_tla": False, "use_graph_encoder": False},  # flat BERT
+        {"negative_mining": "random"},
+        {"negative_mining": "all", "pooling": "mean"},
+    ],
+)
+def test_variants_learn_a_separable_task(small_taxonomy, variant):
+    model = make_model(small_taxonomy, **variant).train()
+    # Two token patterns, two leaves: the task is separable from the first token.
+    leaves = [["a11"], ["b1"]] * 4
+    input_ids = torch.tensor([[7 if leaf == ["a11"] else 9] + [3] * 7 for leaf in leaves])
+    labels = torch.tensor([small_taxonomy.encode(leaf) for leaf in leaves])
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(40):
+        out = model(input_ids=input_ids, attention_mask=torch.ones_like(input_ids), labels=labels)
+        optimizer.zero_grad()
+        out.loss.backward()
+        optimizer.step()
+        losses.append(float(out.loss))
+    assert losses[-1] < 0.5 * losses[0]
+    if variant.get("use_graph_encoder", True) is False:
+        assert out.label_embeds is None
+    if variant.get("use_tla", True) is False:
+        assert float(out.tla_loss) == 0.0
+    model.eval()
+    with torch.no_grad():
+        probs = model(input_ids=input_ids).logits.sigmoid()
+    assert (probs[0, small_taxonomy.label2id["a11"]] > 0.5) and (probs[1, small_taxonomy.label2id["b1"]] > 0.5)
+    assert math.isfinite(losses[-1])
