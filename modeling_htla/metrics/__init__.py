@@ -1,0 +1,34 @@
+"""Evaluation metrics shipped with htla.
+
+`htc_f1/htc_f1.py` is an `evaluate` metric script (Micro/Macro-F1, per-level
+scores, P1..P5 frequency-group Macro-F1, hierarchical P/R/F and consistency rate
+for hierarchical multi-label classification). Load it with `load_htc_metric()`,
+or with `evaluate.load(HTC_METRIC_PATH)`.
+
+Loading works offline: `evaluate.load` on a local folder copies the script into
+the dynamic-modules cache and imports it without any Hub request, and
+`load_htc_metric` additionally passes a `DownloadConfig(local_files_only=True)`
+so that nothing downloads even if a future `evaluate` tried to.
+"""
+
+import os
+
+HTC_METRIC_PATH: str = os.path.join(os.path.dirname(os.path.abspath(__file__)), "htc_f1")
+"""Absolute path of the folder holding the `htc_f1` evaluate metric script."""
+
+
+def load_htc_metric(**kwargs):
+    """Return `evaluate.load(HTC_METRIC_PATH, **kwargs)`, without network access.
+
+    Keyword arguments are forwarded to `evaluate.load` (e.g. `experiment_id`,
+    `cache_dir`, `keep_in_memory`, `num_process`/`process_id` for distributed
+    evaluation). Unless a `download_config` is given, a local-files-only one is used.
+    """
+    import evaluate
+    from evaluate.utils.file_utils import DownloadConfig
+
+    kwargs.setdefault("download_config", DownloadConfig(local_files_only=True))
+    return evaluate.load(HTC_METRIC_PATH, **kwargs)
+
+
+__all__ = ["HTC_METRIC_PATH", "load_htc_metric"]
