@@ -56,6 +56,7 @@ class HTLAConfig(PretrainedConfig):
 
     model_type = "htla"
     sub_configs = {"text_config": AutoConfig}
+    keys_to_ignore_at_inference = ["bce_loss", "tla_loss", "text_embeds", "label_embeds"]
 
     def __init__(
         self,

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import json
+import os
+
 import torch
+from safetensors import safe_open
 from torch import nn
 from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedModel
 from transformers.utils import ModelOutput
@@ -43,6 +47,22 @@ class HTLAPreTrainedModel(PreTrainedModel):
     base_model_prefix = "htla"
     main_input_name = "input_ids"
     supports_gradient_checkpointing = False
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+        """Load as usual; a local folder is checked first so a missing or damaged file is named in the error."""
+        if os.path.isdir(str(pretrained_model_name_or_path)):
+            check_checkpoint_folder(str(pretrained_model_name_or_path))
+        return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        """Save as usual, plus the flat source files and `auto_map` that make the folder loadable anywhere with
+        `trust_remote_code=True`. (A model itself loaded through remote code gets them from transformers.)"""
+        super().save_pretrained(save_directory, *args, **kwargs)
+        if kwargs.get("is_main_process", True) and self._auto_class is None:
+            from .export import write_remote_code
+
+            write_remote_code(save_directory)
 
 
 class HTLAModel(HTLAPreTrainedModel):
@@ -151,6 +171,29 @@ class HTLAModel(HTLAPreTrainedModel):
         )
         use_dict = return_dict if return_dict is not None else self.config.return_dict
         return output if use_dict else output.to_tuple()
+
+
+def check_checkpoint_folder(folder: str) -> None:
+    """Raise a one-line error naming the file when a checkpoint folder lacks or holds a damaged config or weights."""
+    config_file = os.path.join(folder, "config.json")
+    if not os.path.isfile(config_file):
+        raise OSError(f"{config_file}: missing (not an HTLA checkpoint folder)")
+    try:
+        with open(config_file, encoding="utf-8") as handle:
+            json.load(handle)
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"{config_file}: not valid JSON ({err})") from None
+    weights = os.path.join(folder, "model.safetensors")
+    if os.path.isfile(os.path.join(folder, "model.safetensors.index.json")):
+        return  # sharded weights: transformers checks each shard against the index
+    if not os.path.isfile(weights):
+        raise OSError(f"{weights}: missing (HTLA checkpoints hold their weights as safetensors)")
+    try:
+        with safe_open(weights, framework="pt") as handle:
+            for name in handle.keys():
+                handle.get_slice(name)
+    except Exception as err:  # safetensors raises its own error types for damaged files
+        raise ValueError(f"{weights}: damaged or truncated safetensors file ({err})") from None
 
 
 def _encoder_from_config(text_config) -> PreTrainedModel:

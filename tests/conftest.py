@@ -7,11 +7,13 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_EVALUATE_OFFLINE", "1")
 
+import json  # noqa: E402
+
 import pytest  # noqa: E402
 import torch  # noqa: E402
-from transformers import BertConfig  # noqa: E402
+from transformers import AutoTokenizer, BertConfig, BertModel  # noqa: E402
 
-from modeling_htla import HTLAConfig, HTLAModel, Taxonomy  # noqa: E402
+from modeling_htla import HTLAConfig, HTLAModel, Taxonomy, resolve_encoder  # noqa: E402
 
 
 def tiny_text_config(**overrides) -> BertConfig:
@@ -52,3 +54,42 @@ def small_taxonomy() -> Taxonomy:
         {"a": None, "b": None, "a1": "a", "a2": "a", "b1": "b", "a11": "a1", "a12": "a1"},
         names={"a": "Alpha topics", "a1": "Alpha one"},
     )
+
+
+TOPICS = {
+    "sport": {"football": "goal match striker referee", "tennis": "serve racket wimbledon volley"},
+    "science": {"physics": "quantum particle energy photon", "biology": "cell gene protein enzyme"},
+}
+
+
+@pytest.fixture(scope="session")
+def encoder_dir(tmp_path_factory):
+    """A tiny random BERT saved like a Hub model, with the real uncased BERT tokenizer."""
+    path = tmp_path_factory.mktemp("tiny-bert")
+    tokenizer = AutoTokenizer.from_pretrained(resolve_encoder(None))
+    torch.manual_seed(0)
+    BertModel(tiny_text_config(vocab_size=tokenizer.vocab_size, max_position_embeddings=128)).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return str(path)
+
+
+def write_jsonl(path, rows):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory):
+    path = tmp_path_factory.mktemp("data")
+    rows = []
+    for i in range(48):
+        top = sorted(TOPICS)[i % 2]
+        leaf = sorted(TOPICS[top])[(i // 2) % 2]
+        rows.append({"text": f"{TOPICS[top][leaf]} example {i}", "labels": f"{top} > {leaf}"})
+    write_jsonl(path / "train.jsonl", rows[:32])
+    write_jsonl(path / "validation.jsonl", rows[32:40])
+    write_jsonl(path / "test.jsonl", rows[40:])
+    (path / "labels.taxonomy").write_text(
+        "Root\tscience\tsport\nscience\tbiology\tphysics\nsport\tfootball\ttennis\n", encoding="utf-8"
+    )
+    return path

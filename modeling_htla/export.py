@@ -1,0 +1,84 @@
+"""Hub-ready checkpoints: the model's source files written flat beside the weights, and `auto_map` /
+`custom_pipelines` in `config.json`, so `AutoModel.from_pretrained(folder, trust_remote_code=True)` works on a
+machine without this package (the Hub's dynamic-module loader takes no sub-packages)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+# Flat file name in the checkpoint -> source file in this repository. Only what loading and the pipeline need.
+REMOTE_CODE_FILES = {
+    "configuration_htla.py": PACKAGE_DIR.parent / "configuration_htla.py",
+    "taxonomy.py": PACKAGE_DIR / "taxonomy.py",
+    "graph_encoder.py": PACKAGE_DIR / "graph_encoder.py",
+    "loss.py": PACKAGE_DIR / "loss.py",
+    "default_encoder.py": PACKAGE_DIR / "default_encoder.py",
+    "decoding.py": PACKAGE_DIR / "decoding.py",
+    "modeling_htla.py": PACKAGE_DIR / "modeling.py",
+    "pipeline_htla.py": PACKAGE_DIR / "pipeline.py",
+    "export.py": PACKAGE_DIR / "export.py",
+}
+
+AUTO_MAP = {
+    "AutoConfig": "configuration_htla.HTLAConfig",
+    "AutoModel": "modeling_htla.HTLAModel",
+    "AutoModelForSequenceClassification": "modeling_htla.HTLAModel",
+}
+
+PIPELINE_TASK = "hierarchical-text-classification"
+CUSTOM_PIPELINES = {
+    PIPELINE_TASK: {
+        "impl": "pipeline_htla.HierarchicalTextClassificationPipeline",
+        "pt": ["AutoModel"],
+        "tf": [],
+        "type": "text",
+    }
+}
+
+# Package-style imports -> sibling imports inside the flat checkpoint folder.
+_IMPORT_REWRITES = [
+    (re.compile(r"^from configuration_htla import", re.M), "from .configuration_htla import"),
+    (re.compile(r"^from modeling_htla\.(\w+) import", re.M), r"from .\1 import"),
+    (re.compile(r"^from \.modeling import", re.M), "from .modeling_htla import"),
+]
+
+
+def flat_source(path: Path) -> str:
+    """A source file with its imports rewritten for the flat layout."""
+    text = path.read_text(encoding="utf-8")
+    for pattern, replacement in _IMPORT_REWRITES:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def write_remote_code(folder: str | Path) -> None:
+    """Write the flat source files into `folder` and register them in its `config.json`."""
+    folder = Path(folder)
+    for name, source in REMOTE_CODE_FILES.items():
+        (folder / name).write_text(flat_source(source), encoding="utf-8")
+    config_path = folder / "config.json"
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    config["auto_map"] = AUTO_MAP
+    config["custom_pipelines"] = CUSTOM_PIPELINES
+    config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+# What a checkpoint folder uploads: the model, its code, tokenizer, card and results; not intermediate
+# checkpoints, logs or predictions (which hold the data).
+PUSH_IGNORE = ["checkpoint-*", "checkpoint-*/**", "runs/**", "predictions.jsonl", ".*"]
+
+
+def push_folder(folder: str | Path, repo_id: str, token: str | None = None, private: bool | None = None,
+                commit_message: str = "Upload HTLA model") -> str:
+    """Create the Hub repository if needed and upload the checkpoint folder; returns the commit URL."""
+    from huggingface_hub import HfApi
+
+    api = HfApi(token=token)
+    api.create_repo(repo_id, private=private, exist_ok=True)
+    commit = api.upload_folder(repo_id=repo_id, folder_path=str(folder), commit_message=commit_message,
+                               ignore_patterns=PUSH_IGNORE)
+    return str(getattr(commit, "commit_url", commit))

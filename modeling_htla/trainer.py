@@ -1,0 +1,93 @@
+"""`HTLATrainer`: the transformers `Trainer` with HTLA's loss (BCE + λ·TLA) in `compute_loss`, both parts logged,
+and a separate learning rate for the layers HTLA adds on top of the pretrained encoder."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+import torch
+from transformers import Trainer, TrainingArguments
+from transformers.integrations.integration_utils import is_tensorboard_available
+
+from .loss import htla_loss
+
+
+@dataclass
+class HTLATrainingArguments(TrainingArguments):
+    """`TrainingArguments` plus the learning rate of the new layers; logs to TensorBoard when it is installed."""
+
+    head_learning_rate: float | None = field(
+        default=None,
+        metadata={
+            "help": "Learning rate of the layers HTLA adds (label graph encoder, label embeddings, classifier). "
+            "They start from random weights and learn faster at a higher rate than the pretrained encoder "
+            "(`learning_rate`). Default: `learning_rate`."
+        },
+    )
+    early_stopping_patience: int | None = field(
+        default=None,
+        metadata={"help": "Stop after this many evaluations without `metric_for_best_model` gain (as in the paper: 6)."},
+    )
+    report_to: None | str | list[str] = field(
+        default="tensorboard" if is_tensorboard_available() else "none",
+        metadata={"help": "Integrations to report to; default TensorBoard when installed, else none."},
+    )
+
+
+class HTLATrainer(Trainer):
+    """Trains an [`HTLAModel`]: `compute_loss` adds λ·TLA to the BCE loss and logs `loss_bce` / `loss_tla`."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._loss_parts: list[torch.Tensor] = []
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        inputs = dict(inputs)
+        labels = inputs.pop("labels")
+        outputs = model(**inputs)
+        config = self.accelerator.unwrap_model(model).config
+        loss, bce, tla = htla_loss(outputs.logits, labels, outputs.text_embeds, outputs.label_embeds, config)
+        if model.training:
+            self._loss_parts.append(torch.stack([bce.detach(), tla.detach()]))
+        outputs["loss"], outputs["bce_loss"], outputs["tla_loss"] = loss, bce, tla
+        return (loss, outputs) if return_outputs else loss
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        """Add the mean BCE and TLA parts since the last training log."""
+        if "loss" in logs and self._loss_parts:
+            bce, tla = torch.stack(self._loss_parts).mean(0).tolist()
+            logs["loss_bce"], logs["loss_tla"] = round(bce, 4), round(tla, 4)
+            self._loss_parts.clear()
+        super().log(logs, start_time)
+
+    def create_optimizer(self, model=None):
+        """The default optimizer, with the new layers' parameters in groups at `head_learning_rate`."""
+        optimizer = super().create_optimizer(model)
+        head_lr = getattr(self.args, "head_learning_rate", None)
+        if head_lr is None or getattr(optimizer, "_htla_head_groups", False):
+            return optimizer
+        encoder = {id(p) for p in self.accelerator.unwrap_model(self.model).text_encoder.parameters()}
+        groups = []
+        for group in optimizer.param_groups:
+            settings = {k: v for k, v in group.items() if k != "params"}
+            pretrained = [p for p in group["params"] if id(p) in encoder]
+            new = [p for p in group["params"] if id(p) not in encoder]
+            groups += [{**settings, "params": pretrained}, {**settings, "params": new, "lr": head_lr}]
+        optimizer.param_groups.clear()
+        for group in groups:
+            if group["params"]:
+                optimizer.add_param_group(group)
+        optimizer._htla_head_groups = True
+        return optimizer
+
+    def _save(self, output_dir: str | None = None, state_dict=None) -> None:
+        """Save as the Trainer does, but keep the training arguments as JSON instead of a pickle."""
+        super()._save(output_dir, state_dict)
+        output_dir = output_dir or self.args.output_dir
+        if self.args.should_save:
+            pickled = os.path.join(output_dir, "training_args.bin")
+            if os.path.exists(pickled):
+                os.remove(pickled)
+            with open(os.path.join(output_dir, "training_args.json"), "w", encoding="utf-8") as handle:
+                handle.write(self.args.to_json_string())

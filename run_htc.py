@@ -1,0 +1,376 @@
+#!/usr/bin/env python
+"""Train, evaluate and predict with HTLA for hierarchical text classification.
+
+In the style of the transformers example scripts (`run_classification.py`):
+
+    python run_htc.py                                   # embedded default: ICD-10-CM (chapter > block)
+    python run_htc.py examples/20newsgroups.yaml        # all arguments from one YAML or JSON file
+    python run_htc.py --train_file train.jsonl --validation_file dev.jsonl --taxonomy_file labels.taxonomy \
+        --output_dir out --do_train --do_eval
+    accelerate launch --num_processes 2 --cpu run_htc.py ...   # several processes, GPUs or nodes
+
+`--model_name_or_path` names a text encoder (a fresh HTLA is built on it) or a trained HTLA checkpoint (training
+continues, or `--do_predict` runs with the checkpoint's own taxonomy).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import transformers
+from transformers import (
+    AutoTokenizer,
+    DataCollatorWithPadding,
+    EarlyStoppingCallback,
+    EvalPrediction,
+    HfArgumentParser,
+    PretrainedConfig,
+    set_seed,
+)
+
+from modeling_htla import HTLAModel, HTLATrainer, HTLATrainingArguments, Taxonomy, resolve_encoder
+from modeling_htla.data import build_taxonomy, encode_labels, load_icd10cm, load_raw_datasets, split_validation
+from modeling_htla.decoding import DECODING, decode_scores, prediction_records
+from modeling_htla.export import push_folder
+from modeling_htla.io import write_atomic
+from modeling_htla.metrics import load_htc_metric
+from modeling_htla.model_card import model_card
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ModelArguments:
+    """Which model to train or use, and HTLA's hyper-parameters for a fresh model."""
+
+    model_name_or_path: str | None = field(
+        default=None,
+        metadata={"help": "Text encoder (Hub id or folder) or a trained HTLA checkpoint. Default: packaged all-MiniLM-L6-v2."},
+    )
+    pooling: str = field(
+        default="mean",
+        metadata={"help": "Text feature: 'cls' (the paper's [CLS] vector) or 'mean' (suits sentence-embedding encoders such as the default)."},
+    )
+    use_graph_encoder: bool = field(default=True, metadata={"help": "False: flat classifier (the paper's 'BERT')."})
+    use_tla: bool = field(default=True, metadata={"help": "False: BCE only (the paper's 'BERT-GPTrans')."})
+    tla_weight: float = field(default=1.0, metadata={"help": "λ in BCE + λ·TLA."})
+    tla_temperature: float = field(default=0.07, metadata={"help": "τ of the TLA loss."})
+    negative_mining: str = field(default="hard", metadata={"help": "'hard', 'random' or 'all'."})
+    num_negatives: int | None = field(default=None, metadata={"help": "Negatives per text (default: its number of gold labels)."})
+    graph_num_layers: int = field(default=1, metadata={"help": "GPTrans layers."})
+    edge_dim: int = field(default=30, metadata={"help": "Size of GPTrans edge features."})
+    classifier_dropout: float = field(default=0.1, metadata={"help": "Dropout on the text feature."})
+    cache_dir: str | None = field(default=None, metadata={"help": "Where to cache Hub downloads."})
+
+
+@dataclass
+class DataArguments:
+    """Which data to train and evaluate on. With no data argument, the embedded ICD-10-CM dataset is used."""
+
+    dataset_name: str | None = field(default=None, metadata={"help": "Hub dataset id (e.g. web_of_science)."})
+    dataset_config_name: str | None = field(default=None, metadata={"help": "Hub dataset config (e.g. WOS46985)."})
+    train_file: str | None = field(default=None, metadata={"help": "JSON Lines, JSON or CSV training file."})
+    validation_file: str | None = field(default=None, metadata={"help": "Validation file (default: a seeded split of train)."})
+    test_file: str | None = field(default=None, metadata={"help": "Test file for --do_predict."})
+    taxonomy_file: str | None = field(
+        default=None, metadata={"help": "HiAGM .taxonomy or JSON {child: parent}; default: derived from label paths."}
+    )
+    label_names_file: str | None = field(
+        default=None,
+        metadata={"help": "JSON {label: readable name}; label nodes start from their names (e.g. RCV1 'C152')."},
+    )
+    text_column: str | None = field(default=None, metadata={"help": "Text column (auto-detected by default)."})
+    label_column: str | None = field(default=None, metadata={"help": "Label column: a list or a path string (auto-detected)."})
+    label_separator: str = field(default=" > ", metadata={"help": "Separator of path strings in the label column."})
+    skip_empty_texts: bool = field(
+        default=False, metadata={"help": "Drop rows whose text is empty (with a warning) instead of stopping with an error."}
+    )
+    add_ancestors: bool = field(default=True, metadata={"help": "Give every gold label all its ancestors."})
+    max_seq_length: int = field(default=128, metadata={"help": "Tokens per text after truncation."})
+    max_train_samples: int | None = field(default=None, metadata={"help": "Truncate the training set (debugging, quick runs)."})
+    max_eval_samples: int | None = field(default=None, metadata={"help": "Truncate the validation set."})
+    max_predict_samples: int | None = field(default=None, metadata={"help": "Truncate the test set."})
+    validation_split_percentage: float = field(default=10.0, metadata={"help": "Validation share split from train when none is given."})
+    icd10_depth: int = field(default=2, metadata={"help": "Embedded ICD-10-CM data: label depth (2 = chapter > block)."})
+    threshold: float = field(default=0.5, metadata={"help": "Probability above which a label is predicted."})
+    decoding: str = field(default="threshold", metadata={"help": f"Prediction decoding: one of {DECODING}."})
+    preprocessing_num_workers: int | None = field(default=None, metadata={"help": "Processes for tokenization."})
+
+
+# The embedded default run: `python run_htc.py` with no arguments (about 10 minutes on 2 CPU cores).
+DEFAULT_RUN = {
+    "output_dir": "outputs/htla-icd10cm",
+    "do_train": True,
+    "do_eval": True,
+    "do_predict": True,
+    "max_train_samples": 12000,
+    "max_eval_samples": 2000,
+    "max_seq_length": 64,
+    "num_train_epochs": 1,
+    "per_device_train_batch_size": 32,
+    "per_device_eval_batch_size": 128,
+    "learning_rate": 1e-4,
+    "head_learning_rate": 3e-3,
+    "warmup_steps": 30,
+    "eval_strategy": "epoch",
+    "save_strategy": "epoch",
+    "save_total_limit": 1,
+    "load_best_model_at_end": True,
+    "metric_for_best_model": "macro_f1",
+    "logging_steps": 25,
+}
+
+
+def parse_args(argv: list[str]):
+    parser = HfArgumentParser((ModelArguments, DataArguments, HTLATrainingArguments))
+    if not argv:
+        return parser.parse_dict(DEFAULT_RUN)
+    if len(argv) == 1 and argv[0].endswith((".json", ".yaml", ".yml")):
+        path = os.path.abspath(argv[0])
+        if path.endswith(".json"):
+            return parser.parse_json_file(json_file=path)
+        return parser.parse_yaml_file(yaml_file=path)
+    return parser.parse_args_into_dataclasses(args=argv)
+
+
+def is_htla_checkpoint(name_or_path: str | None) -> bool:
+    if name_or_path is None:
+        return False
+    try:
+        config, _ = PretrainedConfig.get_config_dict(name_or_path)
+    except OSError:
+        return False
+    return config.get("model_type") == "htla"
+
+
+def read_label_names(path: str | None) -> dict[str, str] | None:
+    if path is None:
+        return None
+    try:
+        names = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"{path}: cannot read label names ({err})") from None
+    if not isinstance(names, dict):
+        raise ValueError(f"{path}: expected a JSON object {{label: name}}")
+    return names
+
+
+def prepare_data(model_args, data_args, training_args):
+    """Raw splits and the taxonomy, validated before anything is written."""
+    uses_files = any([data_args.dataset_name, data_args.train_file, data_args.validation_file, data_args.test_file])
+    checkpoint = is_htla_checkpoint(model_args.model_name_or_path)
+    if uses_files:
+        raw = load_raw_datasets(
+            train_file=data_args.train_file,
+            validation_file=data_args.validation_file,
+            test_file=data_args.test_file,
+            dataset_name=data_args.dataset_name,
+            dataset_config_name=data_args.dataset_config_name,
+            text_column=data_args.text_column,
+            label_column=data_args.label_column,
+            label_separator=data_args.label_separator,
+            cache_dir=model_args.cache_dir,
+            skip_empty_texts=data_args.skip_empty_texts,
+        )
+        if checkpoint:
+            taxonomy = HTLAModel.config_class.from_pretrained(model_args.model_name_or_path).get_taxonomy()
+            if data_args.taxonomy_file and Taxonomy.from_file(data_args.taxonomy_file).labels != taxonomy.labels:
+                raise ValueError(f"{data_args.taxonomy_file}: taxonomy differs from the checkpoint's own taxonomy")
+        else:
+            taxonomy = build_taxonomy(raw, data_args.taxonomy_file, read_label_names(data_args.label_names_file))
+    else:
+        logger.info("No data arguments: using the embedded ICD-10-CM dataset (depth %d)", data_args.icd10_depth)
+        raw, taxonomy = load_icd10cm(depth=data_args.icd10_depth, seed=training_args.seed)
+    if training_args.do_train and "train" not in raw:
+        raise ValueError("--do_train needs --train_file or --dataset_name with a train split")
+    if training_args.do_train and "validation" not in raw:
+        raw["train"], raw["validation"] = split_validation(
+            raw["train"], data_args.validation_split_percentage / 100, seed=training_args.seed
+        )
+    if training_args.do_eval and "validation" not in raw:
+        raise ValueError("--do_eval needs --validation_file (or a train split to split one from)")
+    if training_args.do_predict and "test" not in raw:
+        raise ValueError("--do_predict needs --test_file (or a dataset with a test split)")
+    needed = {"train": training_args.do_train, "validation": training_args.do_train or training_args.do_eval,
+              "test": training_args.do_predict}
+    for split in [split for split in raw if not needed.get(split, False) and split != "train"]:
+        del raw[split]  # not used: skip encoding and tokenizing it (train stays for the label frequencies)
+    limits = {"train": data_args.max_train_samples, "validation": data_args.max_eval_samples, "test": data_args.max_predict_samples}
+    for split, limit in limits.items():
+        if split in raw and limit is not None:
+            raw[split] = raw[split].select(range(min(limit, len(raw[split]))))
+    for split in raw:
+        raw[split] = encode_labels(raw[split], taxonomy, add_ancestors=data_args.add_ancestors, source=split)
+    return raw, taxonomy, checkpoint
+
+
+def build_model(model_args, taxonomy: Taxonomy, checkpoint: bool) -> tuple[HTLAModel, object]:
+    if checkpoint:
+        model = HTLAModel.from_pretrained(model_args.model_name_or_path, cache_dir=model_args.cache_dir)
+        tokenizer = AutoTokenizer.from_pretrained(model_args.model_name_or_path, cache_dir=model_args.cache_dir)
+        return model, tokenizer
+    encoder = resolve_encoder(model_args.model_name_or_path)
+    model = HTLAModel.from_encoder(
+        encoder,
+        taxonomy=taxonomy,
+        pooling=model_args.pooling,
+        use_graph_encoder=model_args.use_graph_encoder,
+        use_tla=model_args.use_tla,
+        tla_weight=model_args.tla_weight,
+        tla_temperature=model_args.tla_temperature,
+        negative_mining=model_args.negative_mining,
+        num_negatives=model_args.num_negatives,
+        graph_num_layers=model_args.graph_num_layers,
+        edge_dim=model_args.edge_dim,
+        classifier_dropout=model_args.classifier_dropout,
+    )
+    return model, AutoTokenizer.from_pretrained(encoder)
+
+
+def make_compute_metrics(taxonomy: Taxonomy, label_frequencies: list[int], threshold: float):
+    metric = load_htc_metric(keep_in_memory=True)  # no cache files shared between processes
+
+    def compute_metrics(prediction: EvalPrediction) -> dict[str, float]:
+        return metric.compute(
+            predictions=prediction.predictions,
+            references=prediction.label_ids.astype(np.int32),
+            parents=taxonomy.parent_ids,
+            label_frequencies=label_frequencies,
+            threshold=threshold,
+            from_logits=True,
+        )
+
+    return compute_metrics
+
+
+def most_frequent_baseline(train_vectors: np.ndarray, test_vectors: np.ndarray, compute_metrics) -> dict[str, float]:
+    """Metrics of predicting, for every document, the most frequent training label set."""
+    rows, counts = np.unique(train_vectors, axis=0, return_counts=True)
+    best = rows[counts.argmax()]
+    logits = np.where(best > 0.5, 10.0, -10.0)[None, :].repeat(len(test_vectors), 0)
+    return compute_metrics(EvalPrediction(predictions=logits, label_ids=test_vectors))
+
+
+def main(argv: list[str] | None = None) -> None:
+    model_args, data_args, training_args = parse_args(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", level=logging.INFO)
+    transformers.utils.logging.set_verbosity(training_args.get_process_log_level())
+    logger.setLevel(training_args.get_process_log_level())
+    set_seed(training_args.seed)
+    if data_args.decoding not in DECODING:
+        raise SystemExit(f"run_htc.py: error: --decoding must be one of {DECODING}, got {data_args.decoding!r}")
+
+    try:  # bad input ends here, in one line and before anything is written
+        raw, taxonomy, checkpoint = prepare_data(model_args, data_args, training_args)
+        model, tokenizer = build_model(model_args, taxonomy, checkpoint)
+    except (ValueError, OSError) as err:
+        raise SystemExit(f"run_htc.py: error: {err}") from None
+    logger.info("Taxonomy: %s; splits: %s", taxonomy, {k: len(v) for k, v in raw.items()})
+
+    def tokenize(batch):
+        encoded = tokenizer(batch["text"], truncation=True, max_length=data_args.max_seq_length)
+        encoded["labels"] = batch["label_vector"]
+        return encoded
+
+    with training_args.main_process_first(desc="tokenization"):
+        tokenized = raw.map(
+            tokenize,
+            batched=True,
+            num_proc=data_args.preprocessing_num_workers,
+            remove_columns=raw[next(iter(raw))].column_names,
+            desc="Tokenizing",
+        )
+
+    # The Trainer would contact the Hub at start-up; the finished folder is pushed once at the end instead.
+    push_to_hub, training_args.push_to_hub = training_args.push_to_hub, False
+    train_vectors = np.asarray(raw["train"]["label_vector"]) if "train" in raw else None
+    frequencies = train_vectors.sum(0).astype(int).tolist() if train_vectors is not None else None
+    compute_metrics = make_compute_metrics(taxonomy, frequencies, data_args.threshold)
+    trainer = HTLATrainer(
+        model=model,
+        args=training_args,
+        train_dataset=tokenized.get("train") if training_args.do_train else None,
+        eval_dataset=tokenized.get("validation"),
+        processing_class=tokenizer,
+        data_collator=DataCollatorWithPadding(tokenizer),
+        compute_metrics=compute_metrics,
+        callbacks=[EarlyStoppingCallback(training_args.early_stopping_patience)]
+        if training_args.early_stopping_patience
+        else None,
+    )
+
+    if training_args.do_train:
+        result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+        trainer.save_model()  # the best checkpoint when load_best_model_at_end, with tokenizer and config
+        metrics = dict(result.metrics, train_samples=len(tokenized["train"]))
+        trainer.log_metrics("train", metrics)
+        trainer.save_metrics("train", metrics)
+        trainer.save_state()
+
+    eval_metrics = {}
+    if training_args.do_eval:
+        metrics = eval_metrics = trainer.evaluate()
+        metrics["eval_samples"] = len(tokenized["validation"])
+        trainer.log_metrics("eval", metrics)
+        trainer.save_metrics("eval", metrics)
+
+    metrics = {}
+    if training_args.do_predict:
+        output = trainer.predict(tokenized["test"], metric_key_prefix="predict")
+        metrics = dict(output.metrics, predict_samples=len(tokenized["test"]))
+        if train_vectors is not None:
+            baseline = most_frequent_baseline(train_vectors, output.label_ids, compute_metrics)
+            metrics["predict_baseline_micro_f1"] = baseline["micro_f1"]
+            metrics["predict_baseline_macro_f1"] = baseline["macro_f1"]
+        trainer.log_metrics("predict", metrics)
+        trainer.save_metrics("predict", metrics)
+        if trainer.is_world_process_zero():
+            scores = 1 / (1 + np.exp(-output.predictions))
+            chosen = decode_scores(scores, taxonomy, data_args.threshold, data_args.decoding)
+            lines = (json.dumps(record, ensure_ascii=False) for record in prediction_records(scores, taxonomy, chosen))
+            write_atomic(Path(training_args.output_dir) / "predictions.jsonl", "\n".join(lines) + "\n")
+            logger.info(
+                "Test Micro-F1 %.4f / Macro-F1 %.4f (most-frequent-label baseline %s)",
+                metrics["predict_micro_f1"],
+                metrics["predict_macro_f1"],
+                f"{metrics['predict_baseline_micro_f1']:.4f} / {metrics['predict_baseline_macro_f1']:.4f}"
+                if "predict_baseline_micro_f1" in metrics
+                else "n/a",
+            )
+
+    if training_args.do_train and trainer.is_world_process_zero():
+        write_card(model, model_args, data_args, training_args, raw, metrics if training_args.do_predict else eval_metrics)
+        if push_to_hub:
+            repo_id = training_args.hub_model_id or Path(training_args.output_dir).name
+            url = push_folder(training_args.output_dir, repo_id, token=training_args.hub_token,
+                              private=training_args.hub_private_repo)
+            logger.info("Pushed %s to %s", training_args.output_dir, url)
+
+
+def write_card(model, model_args, data_args, training_args, raw, metrics) -> None:
+    """README.md of the saved checkpoint, with widget examples from the validation data."""
+    dataset = data_args.dataset_name or (Path(data_args.train_file).parent.name if data_args.train_file else "ICD-10-CM")
+    split = "test" if training_args.do_predict else "validation"
+    examples = raw["validation"]["text"][:3] if "validation" in raw else []
+    card = model_card(
+        model.config,
+        model_name=training_args.hub_model_id or Path(training_args.output_dir).name,
+        dataset_name=dataset,
+        metrics={k.replace("predict_", "test_", 1).replace("eval_", "validation_", 1): v for k, v in metrics.items()},
+        metrics_split=split,
+        widget_texts=[" ".join(text.split())[:300] for text in examples],
+        training_arguments=training_args.to_dict(),
+        base_model=None if model_args.model_name_or_path is None or os.path.isdir(model_args.model_name_or_path)
+        else model_args.model_name_or_path,
+    )
+    write_atomic(Path(training_args.output_dir) / "README.md", card)
+
+
+if __name__ == "__main__":
+    main()

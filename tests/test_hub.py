@@ -1,0 +1,199 @@
+"""Hub-ready checkpoints: remote code loads in a clean process, pipelines work, the card parses, pushes upload
+exactly the checkpoint, and damaged folders are named in the error."""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from huggingface_hub import HfApi
+from huggingface_hub.utils import filter_repo_objects
+from transformers import AutoTokenizer
+
+from modeling_htla import HTLAModel
+from modeling_htla.export import AUTO_MAP, CUSTOM_PIPELINES, PIPELINE_TASK, REMOTE_CODE_FILES
+
+ROOT = Path(__file__).resolve().parents[1]
+TEXTS = ["goal match striker referee", "quantum particle energy photon", "", "cell gene protein 🧬 клетка"]
+
+# Runs in a fresh interpreter that can import neither this repository nor the installed package.
+CLEAN_LOAD = r"""
+import importlib.util, json, sys
+sys.meta_path = [f for f in sys.meta_path if "editable" not in (f if isinstance(f, type) else type(f)).__module__]
+sys.path_importer_cache.clear()
+sys.path = [p for p in sys.path if p and p.rstrip("/") != REPO]
+assert importlib.util.find_spec("modeling_htla") is None and importlib.util.find_spec("configuration_htla") is None
+import torch
+from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification, AutoTokenizer, pipeline
+folder, texts = sys.argv[1], json.loads(sys.argv[2])
+config = AutoConfig.from_pretrained(folder, trust_remote_code=True)
+tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=True)
+inputs = tokenizer(texts, return_tensors="pt", padding=True)
+logits = {}
+for auto in (AutoModel, AutoModelForSequenceClassification):
+    model = auto.from_pretrained(folder, trust_remote_code=True).eval()
+    assert "modeling_htla" in type(model).__module__ and type(model).__module__.startswith("transformers_modules")
+    with torch.no_grad():
+        logits[auto.__name__] = model(**inputs).logits.tolist()
+flat = pipeline("text-classification", model=folder, trust_remote_code=True, top_k=None)
+htc = pipeline("hierarchical-text-classification", model=folder, trust_remote_code=True)
+print(json.dumps({
+    "config_class": type(config).__name__,
+    "num_labels": config.num_labels,
+    "logits": logits,
+    "flat": flat(texts),
+    "htc": htc(texts, threshold=0.3),
+    "htc_one": htc(texts[0]),
+}))
+"""
+
+
+@pytest.fixture(scope="module")
+def trained(encoder_dir, data_dir, tmp_path_factory, monkeypatch_module):
+    """A tiny HTLA trained by run_htc.py in-process with --push_to_hub, the Hub calls intercepted."""
+    sys.path.insert(0, str(ROOT))
+    import run_htc
+
+    calls = {}
+    monkeypatch_module.setattr(HfApi, "create_repo", lambda self, repo_id, **kw: calls.setdefault("create", (repo_id, kw)))
+
+    def fake_upload(self, repo_id, folder_path, ignore_patterns=None, **kw):
+        files = [str(p.relative_to(folder_path)) for p in Path(folder_path).rglob("*") if p.is_file()]
+        calls["upload"] = (repo_id, sorted(filter_repo_objects(files, ignore_patterns=ignore_patterns)))
+        calls["card"] = (Path(folder_path) / "README.md").read_text()
+        return "https://huggingface.co/org/htla-tiny/commit/0"
+
+    monkeypatch_module.setattr(HfApi, "upload_folder", fake_upload)
+    out = tmp_path_factory.mktemp("hub") / "htla-tiny"
+    run_htc.main([
+        "--model_name_or_path", encoder_dir,
+        "--train_file", str(data_dir / "train.jsonl"), "--validation_file", str(data_dir / "validation.jsonl"),
+        "--test_file", str(data_dir / "test.jsonl"), "--taxonomy_file", str(data_dir / "labels.taxonomy"),
+        "--output_dir", str(out), "--do_train", "--do_eval", "--do_predict", "--max_steps", "4",
+        "--per_device_train_batch_size", "8", "--learning_rate", "1e-3", "--max_seq_length", "16",
+        "--eval_strategy", "steps", "--eval_steps", "2", "--save_steps", "2", "--report_to", "none",
+        "--push_to_hub", "--hub_model_id", "org/htla-tiny",
+    ])
+    return out, calls
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    patcher = pytest.MonkeyPatch()
+    yield patcher
+    patcher.undo()
+
+
+def test_checkpoint_folder_holds_code_config_weights_tokenizer_card(trained):
+    out, _ = trained
+    config = json.loads((out / "config.json").read_text())
+    assert config["auto_map"] == AUTO_MAP and config["custom_pipelines"] == CUSTOM_PIPELINES
+    assert config["problem_type"] == "multi_label_classification" and config["id2label"]["0"] == "science"
+    assert config["taxonomy"]["parents"][2] == "science"
+    for name in list(REMOTE_CODE_FILES) + ["model.safetensors", "tokenizer.json", "tokenizer_config.json", "README.md"]:
+        assert (out / name).is_file(), name
+    # The flat files import each other as siblings, never the package.
+    for name in REMOTE_CODE_FILES:
+        text = (out / name).read_text()
+        assert not re.search(r"^\s*(from|import) (modeling_htla|configuration_htla)\b", text, re.M), name
+    # Every auto_map / custom pipeline entry points at a class defined in a shipped file.
+    for reference in list(AUTO_MAP.values()) + [CUSTOM_PIPELINES[PIPELINE_TASK]["impl"]]:
+        module, cls = reference.split(".")
+        assert f"class {cls}(" in (out / f"{module}.py").read_text(), reference
+    assert not list(out.glob("*.bin")) and not list(out.glob("*.pt"))
+
+
+def test_model_card_yaml_widget_and_results(trained):
+    out, _ = trained
+    text = (out / "README.md").read_text()
+    _, front, body = text.split("---\n", 2)
+    meta = yaml.safe_load(front)
+    assert meta["library_name"] == "transformers" and meta["pipeline_tag"] == "text-classification"
+    assert len(meta["widget"]) == 3 and all(w["text"] for w in meta["widget"])
+    results = meta["model-index"][0]["results"][0]
+    predicted = json.loads((out / "predict_results.json").read_text())
+    micro = next(m for m in results["metrics"] if m["name"] == "Micro-F1")["value"]
+    assert micro == round(100 * predicted["predict_micro_f1"], 2) and results["dataset"]["split"] == "test"
+    for section in ["## Taxonomy", "## Training data and hyper-parameters", "## Results", "## Usage", "## Limitations",
+                    "## Citation", "| level 2 |", "2409.00788"]:
+        assert section in body, section
+
+
+def test_push_uploads_exactly_the_checkpoint(trained):
+    out, calls = trained
+    assert calls["create"][0] == "org/htla-tiny"
+    repo_id, files = calls["upload"]
+    assert repo_id == "org/htla-tiny"
+    assert not any(f.startswith("checkpoint-") or f.startswith("runs/") for f in files)
+    assert "predictions.jsonl" not in files
+    expected = {"config.json", "model.safetensors", "README.md", "tokenizer.json", "tokenizer_config.json",
+                "training_args.json", "all_results.json", "train_results.json", "eval_results.json",
+                "predict_results.json", "trainer_state.json", *REMOTE_CODE_FILES}
+    assert expected <= set(files)
+    assert set(files) - expected <= {"special_tokens_map.json", "vocab.txt"}
+    assert calls["card"] == (out / "README.md").read_text()
+
+
+def test_clean_process_loads_through_auto_classes_and_pipelines(trained, tmp_path):
+    out, _ = trained
+    folder = tmp_path / "htla-tiny"  # a copy outside the repository, as a Hub download would be
+    shutil.copytree(out, folder, ignore=shutil.ignore_patterns("checkpoint-*", "runs"))
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    script = f"REPO = {str(ROOT)!r}\n" + CLEAN_LOAD
+    result = subprocess.run([sys.executable, "-c", script, str(folder), json.dumps(TEXTS)], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    loaded = json.loads(result.stdout.rstrip("\n").rsplit("\n", 1)[-1])  # the last line is the script's answer
+    assert loaded["config_class"] == "HTLAConfig" and loaded["num_labels"] == 6
+
+    model = HTLAModel.from_pretrained(out).eval()
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    with torch.no_grad():
+        expected = model(**tokenizer(TEXTS, return_tensors="pt", padding=True)).logits
+    for name, logits in loaded["logits"].items():
+        assert torch.allclose(torch.tensor(logits), expected, atol=1e-5), name
+
+    # text-classification: one sigmoid score per label under the label names.
+    for text_scores, row in zip(loaded["flat"], expected):
+        scores = {item["label"]: item["score"] for item in text_scores}
+        assert set(scores) == set(model.config.id2label.values())
+        for j, label in model.config.id2label.items():
+            assert abs(scores[label] - float(row[j].sigmoid())) < 1e-5
+    # hierarchical-text-classification: tree-consistent paths with the deepest label's score.
+    probabilities = expected.sigmoid()
+    for answer, row in zip(loaded["htc"], probabilities):
+        for item in answer:
+            labels = item["label"].split(" > ")
+            ids = [model.config.label2id[label] for label in labels]
+            assert all(row[j] > 0.3 for j in ids) and model.taxonomy.ancestors(ids[-1]) == ids
+            assert abs(item["score"] - float(row[ids[-1]])) < 1e-5
+    # A single string gives one answer (not a batch of one), decoded at the default threshold 0.5.
+    assert isinstance(loaded["htc_one"], list)
+    for item in loaded["htc_one"]:
+        ids = [model.config.label2id[label] for label in item["label"].split(" > ")]
+        assert all(probabilities[0, j] > 0.5 for j in ids) and model.taxonomy.ancestors(ids[-1]) == ids
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda f: (f / "model.safetensors").unlink(), "model.safetensors: missing"),
+        (lambda f: (f / "model.safetensors").write_bytes((f / "model.safetensors").read_bytes()[:1000]),
+         "model.safetensors: damaged or truncated"),
+        (lambda f: (f / "config.json").unlink(), "config.json: missing"),
+        (lambda f: (f / "config.json").write_text("{not json"), "config.json: not valid JSON"),
+    ],
+)
+def test_damaged_folder_names_the_file(trained, tmp_path, damage, message):
+    out, _ = trained
+    folder = tmp_path / "damaged"
+    shutil.copytree(out, folder, ignore=shutil.ignore_patterns("checkpoint-*", "runs"))
+    damage(folder)
+    with pytest.raises((OSError, ValueError), match=message):
+        HTLAModel.from_pretrained(folder)

@@ -1,0 +1,170 @@
+"""End to end: run_htc.py trains, evaluates and predicts on a tiny random BERT (with the real packaged vocabulary)."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import write_jsonl
+from modeling_htla import HTLAModel
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = str(ROOT / "run_htc.py")
+
+def common_args(encoder_dir, data_dir, out):
+    return [
+        "--model_name_or_path", encoder_dir,
+        "--train_file", str(data_dir / "train.jsonl"),
+        "--validation_file", str(data_dir / "validation.jsonl"),
+        "--test_file", str(data_dir / "test.jsonl"),
+        "--taxonomy_file", str(data_dir / "labels.taxonomy"),
+        "--output_dir", str(out),
+        "--per_device_train_batch_size", "8",
+        "--per_device_eval_batch_size", "8",
+        "--learning_rate", "1e-3",
+        "--max_seq_length", "16",
+        "--report_to", "none",
+        "--seed", "7",
+    ]
+
+
+def run_script(args, launcher=None, check=True):
+    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", PYTHONPATH=str(ROOT))
+    command = (launcher or [sys.executable]) + [SCRIPT] + args
+    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    if check:
+        assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+def read_json(path):
+    return json.loads(Path(path).read_text())
+
+
+def test_train_eval_predict_and_reload(encoder_dir, data_dir, tmp_path):
+    out = tmp_path / "run"
+    run_script(
+        common_args(encoder_dir, data_dir, out)
+        + ["--do_train", "--do_eval", "--do_predict", "--num_train_epochs", "2", "--eval_strategy", "epoch",
+           "--save_strategy", "epoch", "--load_best_model_at_end", "--metric_for_best_model", "macro_f1",
+           "--logging_steps", "1", "--gradient_accumulation_steps", "2", "--head_learning_rate", "3e-3"]
+    )
+    for name in ["train_results.json", "eval_results.json", "predict_results.json", "all_results.json",
+                 "trainer_state.json", "predictions.jsonl", "model.safetensors", "config.json", "tokenizer.json"]:
+        assert (out / name).exists(), name
+    assert not list(out.glob("*.bin"))
+    eval_results = read_json(out / "eval_results.json")
+    for key in ["eval_micro_f1", "eval_macro_f1", "eval_level_2_macro_f1", "eval_p5_macro_f1", "eval_hierarchical_f1",
+                "eval_consistency_rate"]:
+        assert 0.0 <= eval_results[key] <= 1.0, key
+    state = read_json(out / "trainer_state.json")
+    assert state["global_step"] == 4  # 32 samples / (8 x 2 accumulation) x 2 epochs
+    logged = [entry for entry in state["log_history"] if "loss" in entry]
+    assert logged and all("loss_bce" in e and "loss_tla" in e for e in logged)
+    assert state["best_metric"] is not None and state["best_model_checkpoint"]
+
+    predictions = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
+    assert len(predictions) == 8
+    assert all(set(p["scores"]) == set(p["labels"]) for p in predictions)
+
+    # The checkpoint predicts with its own taxonomy (no --taxonomy_file) and gives the same predictions.
+    again = tmp_path / "again"
+    run_script(["--model_name_or_path", str(out), "--test_file", str(data_dir / "test.jsonl"), "--do_predict",
+                "--output_dir", str(again), "--per_device_eval_batch_size", "3", "--report_to", "none"])
+    assert (again / "predictions.jsonl").read_text() == (out / "predictions.jsonl").read_text()
+    reloaded = HTLAModel.from_pretrained(out)
+    assert reloaded.taxonomy.labels == ["science", "sport", "biology", "physics", "football", "tennis"]
+
+
+def test_consistent_decoding_gives_subtrees_and_label_names_are_used(encoder_dir, data_dir, tmp_path):
+    out = tmp_path / "run"
+    names = tmp_path / "names.json"
+    names.write_text(json.dumps({"sport": "Sports and games"}))
+    run_script(common_args(encoder_dir, data_dir, out)
+               + ["--do_train", "--max_steps", "1", "--do_predict", "--decoding", "consistent", "--threshold", "0.3",
+                  "--label_names_file", str(names)])
+    parents = {"biology": "science", "physics": "science", "football": "sport", "tennis": "sport"}
+    for line in (out / "predictions.jsonl").read_text().splitlines():
+        labels = set(json.loads(line)["labels"])
+        assert all(parents.get(label) in labels for label in labels if label in parents)
+    config = read_json(out / "config.json")
+    assert config["taxonomy"]["names"][config["taxonomy"]["labels"].index("sport")] == "Sports and games"
+
+
+def test_embedded_icd10cm_slice(encoder_dir, tmp_path):
+    out = tmp_path / "icd"
+    run_script(["--model_name_or_path", encoder_dir, "--output_dir", str(out), "--do_train", "--do_eval",
+                "--do_predict", "--max_train_samples", "64", "--max_eval_samples", "32", "--max_predict_samples", "32",
+                "--max_steps", "3", "--per_device_train_batch_size", "16", "--max_seq_length", "24",
+                "--report_to", "none"])
+    results = read_json(out / "all_results.json")
+    assert results["train_samples"] == 64 and results["predict_samples"] == 32
+    assert "predict_baseline_macro_f1" in results
+    config = read_json(out / "config.json")
+    assert config["taxonomy"]["names"][0].startswith("Certain infectious and parasitic diseases")
+    assert len([p for p in config["taxonomy"]["parents"] if p is None]) == 22  # ICD-10-CM chapters
+
+
+def test_resume_from_checkpoint_reaches_the_same_final_step(encoder_dir, data_dir, tmp_path):
+    args = common_args(encoder_dir, data_dir, tmp_path / "run") + [
+        "--do_train", "--max_steps", "6", "--save_steps", "3", "--save_strategy", "steps", "--logging_steps", "1"]
+    run_script(args)
+    first = read_json(tmp_path / "run" / "trainer_state.json")
+    # Pretend the run died after step 3: resume from that checkpoint in a fresh output folder.
+    resumed_out = tmp_path / "resumed"
+    resumed_out.mkdir()
+    os.rename(tmp_path / "run" / "checkpoint-3", resumed_out / "checkpoint-3")
+    args = common_args(encoder_dir, data_dir, resumed_out) + [
+        "--do_train", "--max_steps", "6", "--save_steps", "3", "--save_strategy", "steps", "--logging_steps", "1",
+        "--resume_from_checkpoint", str(resumed_out / "checkpoint-3")]
+    run_script(args)
+    second = read_json(resumed_out / "trainer_state.json")
+    assert first["global_step"] == second["global_step"] == 6
+    last_loss = [e["loss"] for e in first["log_history"] if "loss" in e][-1]
+    resumed_loss = [e["loss"] for e in second["log_history"] if "loss" in e][-1]
+    assert abs(last_loss - resumed_loss) < 1e-3
+
+
+def test_accelerate_launch_two_cpu_processes(encoder_dir, data_dir, tmp_path):
+    out = tmp_path / "ddp"
+    launcher = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "2", "--cpu",
+                "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
+    run_script(common_args(encoder_dir, data_dir, out) + ["--do_train", "--do_eval", "--do_predict", "--max_steps", "2"],
+               launcher=launcher)
+    state = read_json(out / "trainer_state.json")
+    assert state["global_step"] == 2
+    assert (out / "model.safetensors").exists() and (out / "predictions.jsonl").exists()
+    assert len((out / "predictions.jsonl").read_text().splitlines()) == 8
+    assert "eval_macro_f1" in read_json(out / "all_results.json")
+
+
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda d: {"--train_file": str(d / "missing.jsonl")}, "missing.jsonl"),
+        (lambda d: {"--text_column": "body"}, "body"),
+        (lambda d: {"--train_file": write_jsonl(d / "unknown.jsonl", [{"text": "x", "labels": "sport > golf"}])}, "golf"),
+        (lambda d: {"--train_file": write_jsonl(d / "empty_text.jsonl", [{"text": "  ", "labels": "sport"}])}, "empty_text.jsonl"),
+        (lambda d: {"--taxonomy_file": str(d / "cycle.taxonomy")}, "cycle.taxonomy"),
+    ],
+)
+def test_bad_input_exits_with_one_line_and_keeps_output(encoder_dir, data_dir, tmp_path, mutate, message):
+    (data_dir / "cycle.taxonomy").write_text("Root\tsport\nsport\tfootball\nfootball\tsport\n", encoding="utf-8")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "earlier.txt").write_text("keep me")
+    args = common_args(encoder_dir, data_dir, out) + ["--do_train"]
+    for flag, value in mutate(data_dir).items():
+        if flag in args:
+            args[args.index(flag) + 1] = value
+        else:
+            args += [flag, value]
+    result = run_script(args, check=False)
+    assert result.returncode != 0
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("run_htc.py: error:") and message in last
+    assert "Traceback" not in result.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["earlier.txt"]
