@@ -66,6 +66,11 @@ class ModelArguments:
     graph_num_layers: int = field(default=1, metadata={"help": "GPTrans layers."})
     edge_dim: int = field(default=30, metadata={"help": "Size of GPTrans edge features."})
     classifier_dropout: float = field(default=0.1, metadata={"help": "Dropout on the text feature."})
+    init_bias_from_priors: bool = field(
+        default=True,
+        metadata={"help": "Fresh model: start each label's classifier bias at the log-odds of its training frequency, "
+                  "so training starts from the label priors instead of spending its first steps learning them."},
+    )
     cache_dir: str | None = field(default=None, metadata={"help": "Where to cache Hub downloads."})
 
 
@@ -109,14 +114,15 @@ DEFAULT_RUN = {
     "do_train": True,
     "do_eval": True,
     "do_predict": True,
-    "max_train_samples": 12000,
+    "max_train_samples": 16000,
     "max_eval_samples": 2000,
+    "max_predict_samples": 4000,
     "max_seq_length": 64,
     "num_train_epochs": 1,
     "per_device_train_batch_size": 32,
     "per_device_eval_batch_size": 128,
     "learning_rate": 1e-4,
-    "head_learning_rate": 3e-3,
+    "head_learning_rate": 1e-2,
     "warmup_steps": 30,
     "eval_strategy": "epoch",
     "save_strategy": "epoch",
@@ -291,6 +297,8 @@ def main(argv: list[str] | None = None) -> None:
     push_to_hub, training_args.push_to_hub = training_args.push_to_hub, False
     train_vectors = np.asarray(raw["train"]["label_vector"]) if "train" in raw else None
     frequencies = train_vectors.sum(0).astype(int).tolist() if train_vectors is not None else None
+    if model_args.init_bias_from_priors and training_args.do_train and not checkpoint:
+        model.init_bias_from_priors(train_vectors.mean(0))
     compute_metrics = make_compute_metrics(taxonomy, frequencies, data_args.threshold)
     trainer = HTLATrainer(
         model=model,

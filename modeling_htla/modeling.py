@@ -102,6 +102,12 @@ class HTLAModel(HTLAPreTrainedModel):
             raise ValueError(f"{path}: encoder weights lack {missing[:3]}")
         return model
 
+    @torch.no_grad()
+    def init_bias_from_priors(self, label_frequencies) -> None:
+        """Set each label's classifier bias to the log-odds of its frequency (clipped to [1e-4, 1 - 1e-4])."""
+        p = torch.as_tensor(label_frequencies, dtype=torch.float32).clamp(1e-4, 1 - 1e-4)
+        self.classifier.bias.copy_(torch.log(p) - torch.log1p(-p))
+
     @property
     def taxonomy(self) -> Taxonomy:
         return self.config.get_taxonomy()

@@ -202,6 +202,8 @@ def test_save_load_round_trip_gives_identical_logits(small_taxonomy, tmp_path):
         before = model(input_ids=input_ids, attention_mask=mask).logits
     model.save_pretrained(tmp_path)
     assert (tmp_path / "model.safetensors").exists() and not list(tmp_path.glob("*.bin"))
+    assert (tmp_path / "modeling_htla.py").exists() and (tmp_path / "configuration_htla.py").exists()
+    assert "auto_map" in (tmp_path / "config.json").read_text()
     loaded = HTLAModel.from_pretrained(tmp_path).eval()
     assert loaded.config.tla_temperature == 0.1 and loaded.taxonomy == small_taxonomy
     with torch.no_grad():

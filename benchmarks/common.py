@@ -1,0 +1,50 @@
+"""Shared benchmark plumbing: timing medians, machine/version facts, and writing results as JSON."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+
+def median_seconds(fn, repeats: int, warmup: int = 2) -> tuple[float, list[float]]:
+    """Median wall time of `fn()` over `repeats` runs after `warmup` runs, and all the times."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), times
+
+
+def environment() -> dict:
+    import torch
+    import transformers
+
+    return {
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": platform.machine(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "python": sys.version.split()[0],
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "command": " ".join([os.path.basename(sys.executable)] + sys.argv),
+    }
+
+
+def save_result(name: str, result: dict) -> Path:
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    path = RESULTS_DIR / f"{name}.json"
+    path.write_text(json.dumps({"environment": environment(), **result}, indent=2) + "\n", encoding="utf-8")
+    return path
