@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import transformers
+import yaml
 from transformers import (
     AutoTokenizer,
     DataCollatorWithPadding,
@@ -134,15 +135,32 @@ DEFAULT_RUN = {
 
 
 def parse_args(argv: list[str]):
+    """Command-line flags, or one JSON/YAML file of arguments; values are typed the same way in both."""
     parser = HfArgumentParser((ModelArguments, DataArguments, HTLATrainingArguments))
     if not argv:
-        return parser.parse_dict(DEFAULT_RUN)
-    if len(argv) == 1 and argv[0].endswith((".json", ".yaml", ".yml")):
-        path = os.path.abspath(argv[0])
-        if path.endswith(".json"):
-            return parser.parse_json_file(json_file=path)
-        return parser.parse_yaml_file(yaml_file=path)
+        argv = settings_to_argv(DEFAULT_RUN)
+    elif len(argv) == 1 and argv[0].endswith((".json", ".yaml", ".yml")):
+        argv = settings_to_argv(read_settings(argv[0]))
     return parser.parse_args_into_dataclasses(args=argv)
+
+
+def read_settings(path: str) -> dict:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+        settings = json.loads(text) if path.endswith(".json") else yaml.safe_load(text)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, yaml.YAMLError) as err:
+        raise SystemExit(f"run_htc.py: error: {path}: cannot read arguments ({err})") from None
+    if not isinstance(settings, dict):
+        raise SystemExit(f"run_htc.py: error: {path}: expected a mapping of argument names to values")
+    return settings
+
+
+def settings_to_argv(settings: dict) -> list[str]:
+    argv = []
+    for key, value in settings.items():
+        values = value if isinstance(value, list) else [value]
+        argv += [f"--{key}", *[str(v).lower() if isinstance(v, bool) else str(v) for v in values]]
+    return argv
 
 
 def is_htla_checkpoint(name_or_path: str | None) -> bool:

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from conftest import write_jsonl
 from modeling_htla import HTLAModel
@@ -79,6 +80,25 @@ def test_train_eval_predict_and_reload(encoder_dir, data_dir, tmp_path):
     assert reloaded.taxonomy.labels == ["science", "sport", "biology", "physics", "football", "tennis"]
 
 
+def test_arguments_from_a_yaml_file_and_training_continues_from_a_checkpoint(encoder_dir, data_dir, tmp_path):
+    first = tmp_path / "first"
+    args = common_args(encoder_dir, data_dir, first)  # flag/value pairs
+    settings = {args[i][2:]: args[i + 1] for i in range(0, len(args), 2)}
+    settings.update(do_train=True, max_steps=2)
+    config_file = tmp_path / "args.yaml"
+    config_file.write_text(yaml.safe_dump(settings))
+    run_script([str(config_file)])
+    assert read_json(first / "trainer_state.json")["global_step"] == 2
+    # A trained HTLA as --model_name_or_path: training continues from its weights and taxonomy.
+    second = tmp_path / "second"
+    run_script(["--model_name_or_path", str(first), "--train_file", str(data_dir / "train.jsonl"),
+                "--output_dir", str(second), "--do_train", "--max_steps", "1", "--report_to", "none"])
+    before = HTLAModel.from_pretrained(first).state_dict()
+    after = HTLAModel.from_pretrained(second).state_dict()
+    assert before.keys() == after.keys() and any(not (before[k] == after[k]).all() for k in before)
+    assert read_json(second / "config.json")["taxonomy"] == read_json(first / "config.json")["taxonomy"]
+
+
 def test_consistent_decoding_gives_subtrees_and_label_names_are_used(encoder_dir, data_dir, tmp_path):
     out = tmp_path / "run"
     names = tmp_path / "names.json"
@@ -149,10 +169,16 @@ def test_accelerate_launch_two_cpu_processes(encoder_dir, data_dir, tmp_path):
         (lambda d: {"--train_file": write_jsonl(d / "unknown.jsonl", [{"text": "x", "labels": "sport > golf"}])}, "golf"),
         (lambda d: {"--train_file": write_jsonl(d / "empty_text.jsonl", [{"text": "  ", "labels": "sport"}])}, "empty_text.jsonl"),
         (lambda d: {"--taxonomy_file": str(d / "cycle.taxonomy")}, "cycle.taxonomy"),
+        (lambda d: {"--taxonomy_file": str(d / "two_parents.taxonomy")}, "already listed on line 2"),
+        (lambda d: {"--train_file": str(d / "latin1.jsonl")}, "not UTF-8"),
+        (lambda d: {"--validation_file": str(d / "empty.jsonl")}, "empty.jsonl"),
     ],
 )
 def test_bad_input_exits_with_one_line_and_keeps_output(encoder_dir, data_dir, tmp_path, mutate, message):
     (data_dir / "cycle.taxonomy").write_text("Root\tsport\nsport\tfootball\nfootball\tsport\n", encoding="utf-8")
+    (data_dir / "two_parents.taxonomy").write_text("Root\tsport\tscience\nsport\tfootball\nscience\tfootball\n")
+    (data_dir / "latin1.jsonl").write_bytes('{"text": "café", "labels": "sport"}\n'.encode("latin-1"))
+    (data_dir / "empty.jsonl").write_text("")
     out = tmp_path / "out"
     out.mkdir()
     (out / "earlier.txt").write_text("keep me")

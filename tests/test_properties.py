@@ -1,0 +1,87 @@
+"""Property-based tests (hypothesis) of the taxonomy parser, label encoding and the data loader."""
+
+import json
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from modeling_htla import Taxonomy
+from modeling_htla.data import encode_labels, load_raw_datasets
+
+
+@st.composite
+def trees(draw):
+    """A random forest: label i's parent is None or one of the labels before it."""
+    size = draw(st.integers(1, 25))
+    parents = [None]
+    for i in range(1, size):
+        parents.append(draw(st.one_of(st.none(), st.integers(0, i - 1))))
+    labels = [f"L{i}" for i in range(size)]
+    return Taxonomy(labels, [None if p is None else labels[p] for p in parents])
+
+
+@given(trees(), st.data())
+def test_encoding_is_the_ancestor_closure_and_decodes_back(tax, data):
+    chosen = data.draw(st.sets(st.sampled_from(tax.labels), max_size=5))
+    closure = set()
+    for label in chosen:
+        node = tax.label2id[label]
+        while node >= 0:  # walk to the top independently of Taxonomy.ancestors
+            closure.add(tax.labels[node])
+            node = tax.parent_ids[node]
+    vector = tax.encode(chosen)
+    assert {tax.labels[i] for i, v in enumerate(vector) if v == 1.0} == closure
+    assert set(tax.decode(vector)) == closure
+    assert tax.is_consistent(tax.label2id[label] for label in closure)
+    assert tax.decode(tax.encode(chosen, add_ancestors=False)) == [l for l in tax.labels if l in chosen]
+
+
+@given(trees())
+def test_distances_are_a_tree_metric(tax):
+    _, _, distance = tax.tree_arrays()
+    n = len(tax)
+    for i in range(n):
+        assert distance[i, i] == 0
+        parent = tax.parent_ids[i]
+        if parent >= 0:
+            assert distance[i, parent] == 1
+        else:
+            assert all(distance[i, j] == tax.depths[j] + 1 for j in range(n) if j != i and tax.parent_ids[j] < 0)
+    assert (distance == distance.T).all()
+
+
+@given(st.text(alphabet=st.sampled_from("Rootab\t\n \x00é"), max_size=80))
+def test_any_taxonomy_text_parses_or_raises_value_error(tmp_path_factory, text):
+    path = tmp_path_factory.mktemp("tax") / "fuzz.taxonomy"
+    path.write_text(text, encoding="utf-8")
+    try:
+        tax = Taxonomy.from_file(path)
+    except ValueError as err:
+        assert str(path) in str(err)
+    else:
+        assert len(tax) > 0 and all(label.strip() for label in tax.labels)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=6,
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.dictionaries(st.sampled_from(["text", "labels", "other"]), json_values, max_size=3),
+                min_size=1, max_size=4))
+def test_any_jsonl_loads_or_raises_value_error(tmp_path_factory, rows):
+    path = tmp_path_factory.mktemp("data") / "fuzz.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    tax = Taxonomy.from_parents({"a": None, "b": "a"})
+    try:
+        raw = load_raw_datasets(train_file=str(path))
+        encoded = encode_labels(raw["train"], tax)
+    except ValueError as err:
+        assert "fuzz.jsonl" in str(err) or "train" in str(err)
+    else:
+        for row, vector in zip(encoded["labels"], encoded["label_vector"]):
+            assert vector == pytest.approx(tax.encode(row))
