@@ -138,7 +138,16 @@ class HTLAModel(HTLAPreTrainedModel):
     # ------------------------------------------------------------------ forward
 
     def encode_text(self, input_ids, attention_mask=None, token_type_ids=None) -> torch.Tensor:
-        """`[B, H]` text feature: first token ([CLS]) or masked mean of the last hidden state."""
+        """`[B, H]` text feature: first token ([CLS]) or masked mean of the last hidden state.
+
+        Inputs longer than the encoder's position embeddings are cut to fit (callers that did not truncate, such
+        as a plain `pipeline` call on a very long text, get a prediction instead of an index error).
+        """
+        limit = getattr(self.config.text_config, "max_position_embeddings", None)
+        if limit and input_ids.shape[1] > limit:
+            input_ids = input_ids[:, :limit]
+            attention_mask = attention_mask[:, :limit] if attention_mask is not None else None
+            token_type_ids = token_type_ids[:, :limit] if token_type_ids is not None else None
         kwargs = {"token_type_ids": token_type_ids} if token_type_ids is not None else {}
         hidden = self.text_encoder(input_ids=input_ids, attention_mask=attention_mask, **kwargs).last_hidden_state
         if self.config.pooling == "cls":

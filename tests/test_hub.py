@@ -197,3 +197,29 @@ def test_damaged_folder_names_the_file(trained, tmp_path, damage, message):
     damage(folder)
     with pytest.raises((OSError, ValueError), match=message):
         HTLAModel.from_pretrained(folder)
+
+
+EDGE_TEXTS = ["", "   \n\t ", "x" * 100_000, "word " * 20_000, "東京で会いましょう", "Привет мир", "🚀🔥👍",
+              "ctrl\x00\x07\x1b[31m chars", "مرحبا بالعالم"]
+
+
+def test_edge_inputs_through_model_and_both_pipelines(trained):
+    from transformers import pipeline
+
+    out, _ = trained
+    model = HTLAModel.from_pretrained(out).eval()
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    with torch.no_grad():
+        untruncated = tokenizer(EDGE_TEXTS, padding=True, return_tensors="pt")  # far longer than 64 positions
+        logits = model(**untruncated).logits
+        many = model(**tokenizer(["short text"] * 1024, padding=True, return_tensors="pt")).logits
+        one = model(**tokenizer(["short text"], return_tensors="pt")).logits
+    assert logits.shape == (len(EDGE_TEXTS), 6) and torch.isfinite(logits).all()
+    assert many.shape == (1024, 6) and torch.allclose(many[0], one[0], atol=1e-5)
+    flat = pipeline("text-classification", model=str(out), trust_remote_code=True, top_k=None)
+    paths = pipeline("hierarchical-text-classification", model=str(out), trust_remote_code=True)
+    flat_answers = flat(EDGE_TEXTS)
+    path_answers = paths(EDGE_TEXTS, threshold=0.0)
+    assert len(flat_answers) == len(path_answers) == len(EDGE_TEXTS)
+    assert all(len(answer) == 6 for answer in flat_answers)
+    assert all(answer and all(" > " in item["label"] for item in answer) for answer in path_answers)
