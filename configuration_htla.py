@@ -7,6 +7,10 @@ from transformers import CONFIG_MAPPING, AutoConfig, PretrainedConfig
 from modeling_htla.taxonomy import Taxonomy
 
 NEGATIVE_MINING = ("hard", "random", "all")
+GRAPH_ATTENTION = ("auto", "dense", "sparse")
+# "auto" switches to the sparse graph form above this many labels; "dense" refuses taxonomies above the limit.
+SPARSE_GRAPH_ABOVE = 2048
+DENSE_GRAPH_LIMIT = 4096
 POOLING = ("cls", "mean")
 
 
@@ -38,6 +42,12 @@ class HTLAConfig(PretrainedConfig):
             Attention heads of GPTrans; defaults to the text encoder's `num_attention_heads`.
         edge_dim (`int`, *optional*, defaults to 30):
             Size of the edge features (distance embedding + mean of path-label embeddings).
+        graph_attention (`str`, *optional*, defaults to `"auto"`):
+            `"dense"` attends over every label pair (edge tensors of `L² × edge_dim`); `"sparse"` only over pairs at
+            most `graph_max_hops` tree edges apart, so large taxonomies fit in memory; `"auto"` is dense up to 2,048
+            labels and sparse above. Sparse equals dense when `graph_max_hops` covers the whole tree.
+        graph_max_hops (`int`, *optional*, defaults to 2):
+            Neighbourhood radius of the sparse form (2 = parent, children, siblings, grandparents, grandchildren).
         graph_dropout (`float`, *optional*, defaults to 0.1):
             Dropout inside GPTrans.
         use_tla (`bool`, *optional*, defaults to `True`):
@@ -69,6 +79,8 @@ class HTLAConfig(PretrainedConfig):
         graph_num_layers: int = 1,
         graph_num_heads: int | None = None,
         edge_dim: int = 30,
+        graph_attention: str = "auto",
+        graph_max_hops: int = 2,
         graph_dropout: float = 0.1,
         use_tla: bool = True,
         tla_weight: float = 1.0,
@@ -102,6 +114,16 @@ class HTLAConfig(PretrainedConfig):
             raise ValueError(f"tla_temperature must be > 0, got {tla_temperature}")
         if edge_dim is None or edge_dim <= 0:
             raise ValueError(f"edge_dim must be > 0, got {edge_dim}")
+        if graph_attention not in GRAPH_ATTENTION:
+            raise ValueError(f"graph_attention must be one of {GRAPH_ATTENTION}, got {graph_attention!r}")
+        if graph_max_hops < 1:
+            raise ValueError(f"graph_max_hops must be >= 1, got {graph_max_hops}")
+        if graph_attention == "dense" and len(tax) > DENSE_GRAPH_LIMIT:
+            gib = len(tax) ** 2 * edge_dim * 4 / 2**30
+            raise ValueError(
+                f"taxonomy of {len(tax)} labels is too large for graph_attention='dense' (each edge tensor would take "
+                f"{gib:.1f} GiB); use graph_attention='sparse' or 'auto'"
+            )
         if graph_num_layers < 1:
             raise ValueError(f"graph_num_layers must be >= 1, got {graph_num_layers}")
         if num_negatives is not None and num_negatives < 1:
@@ -119,6 +141,8 @@ class HTLAConfig(PretrainedConfig):
         self.graph_num_layers = graph_num_layers
         self.graph_num_heads = heads
         self.edge_dim = edge_dim
+        self.graph_attention = graph_attention
+        self.graph_max_hops = graph_max_hops
         self.graph_dropout = graph_dropout
         self.use_tla = use_tla
         self.tla_weight = tla_weight
@@ -135,6 +159,12 @@ class HTLAConfig(PretrainedConfig):
     @property
     def hidden_size(self) -> int:
         return self.text_config.hidden_size
+
+    @property
+    def use_sparse_graph(self) -> bool:
+        """Whether GPTrans uses the sparse (k-hop) form."""
+        labels = len(self.taxonomy["labels"])
+        return self.graph_attention == "sparse" or (self.graph_attention == "auto" and labels > SPARSE_GRAPH_ABOVE)
 
     def get_taxonomy(self) -> Taxonomy:
         """The label tree as a `Taxonomy`."""

@@ -66,6 +66,10 @@ class ModelArguments:
     num_negatives: int | None = field(default=None, metadata={"help": "Negatives per text (default: its number of gold labels)."})
     graph_num_layers: int = field(default=1, metadata={"help": "GPTrans layers."})
     edge_dim: int = field(default=30, metadata={"help": "Size of GPTrans edge features."})
+    graph_attention: str = field(
+        default="auto", metadata={"help": "GPTrans form: 'dense' (all label pairs), 'sparse' (k-hop pairs) or 'auto'."}
+    )
+    graph_max_hops: int = field(default=2, metadata={"help": "Neighbourhood radius of the sparse GPTrans form."})
     classifier_dropout: float = field(default=0.1, metadata={"help": "Dropout on the text feature."})
     init_bias_from_priors: bool = field(
         default=True,
@@ -252,6 +256,8 @@ def build_model(model_args, taxonomy: Taxonomy, checkpoint: bool) -> tuple[HTLAM
         num_negatives=model_args.num_negatives,
         graph_num_layers=model_args.graph_num_layers,
         edge_dim=model_args.edge_dim,
+        graph_attention=model_args.graph_attention,
+        graph_max_hops=model_args.graph_max_hops,
         classifier_dropout=model_args.classifier_dropout,
     )
     return model, AutoTokenizer.from_pretrained(encoder)

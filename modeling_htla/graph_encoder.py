@@ -15,13 +15,14 @@ from configuration_htla import HTLAConfig
 class LabelTree:
     """Tree index tensors of a taxonomy, built once from the config and moved lazily to each device.
 
-    They are plain tensors, not module buffers: they derive from the config, never from a checkpoint, and so are
-    independent of how `transformers` materializes parameters when loading.
+    Dense form: every label pair (`lca`, `distance` are `[L, L]`). Sparse form (`config.use_sparse_graph`): only
+    pairs at most `graph_max_hops` apart (`source`, `target`, `lca`, `distance` are `[P]`), so memory grows with
+    the neighbourhoods instead of `L²`. They are plain tensors, not module buffers: they derive from the config,
+    never from a checkpoint, and so are independent of how `transformers` materializes parameters when loading.
     """
 
     def __init__(self, config: HTLAConfig):
         taxonomy = config.get_taxonomy()
-        ancestors, lca, distance = taxonomy.tree_arrays()
         ids = config.label_name_ids or [[] for _ in taxonomy.labels]
         width = max((len(x) for x in ids), default=0) or 1
         name_ids = np.zeros((len(ids), width), dtype=np.int64)
@@ -30,14 +31,16 @@ class LabelTree:
             name_ids[i, : len(tokens)] = tokens
             name_mask[i, : len(tokens)] = 1.0
         self.num_labels = len(taxonomy)
-        self.max_distance = int(distance.max(initial=0))
-        self._arrays = {
-            "ancestors": ancestors,  # [L+1, L+1]
-            "lca": lca,  # [L, L]
-            "distance": distance,  # [L, L]
-            "name_ids": name_ids,  # [L, T]
-            "name_mask": name_mask,  # [L, T]
-        }
+        self.num_distances = 2 * taxonomy.num_levels + 1  # longest path goes up to the root and down again
+        self.sparse = config.use_sparse_graph
+        rows, cols = taxonomy.ancestor_pairs()
+        self._arrays = {"ancestor_rows": rows, "ancestor_cols": cols, "name_ids": name_ids, "name_mask": name_mask}
+        if self.sparse:
+            source, target, lca, distance = taxonomy.neighbour_pairs(config.graph_max_hops)
+            self._arrays.update(source=source, target=target, lca=lca, distance=distance)  # [P] each
+        else:
+            _, lca, distance = taxonomy.tree_arrays()
+            self._arrays.update(lca=lca, distance=distance)  # [L, L] each
         self._on_device: dict[torch.device, dict[str, torch.Tensor]] = {}
 
     def to(self, device: torch.device) -> dict[str, torch.Tensor]:
@@ -47,22 +50,38 @@ class LabelTree:
 
 
 class LabelEdgeFeatures(nn.Module):
-    """Edge feature of every label pair: embedding of their tree distance plus the mean of learned
-    embeddings of the labels on the path between them (virtual root included when the path crosses it)."""
+    """Edge feature of a label pair: embedding of their tree distance plus the mean of learned embeddings of the
+    labels on the path between them (virtual root included when the path crosses it). `[L, L, E]` dense,
+    `[P, E]` sparse."""
 
-    def __init__(self, config: HTLAConfig, max_distance: int, num_labels: int):
+    def __init__(self, config: HTLAConfig, num_distances: int, num_labels: int):
         super().__init__()
-        self.distance_embeddings = nn.Embedding(max_distance + 1, config.edge_dim)
+        self.distance_embeddings = nn.Embedding(num_distances, config.edge_dim)
         self.path_embeddings = nn.Embedding(num_labels + 1, config.edge_dim)  # last row = virtual root
 
     def forward(self, tree: dict[str, torch.Tensor]) -> torch.Tensor:
-        ancestors, lca, distance = tree["ancestors"], tree["lca"], tree["distance"]
-        n = lca.shape[0]
-        # Sum over the path i -> lca -> j from prefix sums along root-to-node chains.
-        prefix = ancestors.to(self.path_embeddings.weight.dtype) @ self.path_embeddings.weight  # [L+1, E]
-        path_sum = prefix[:n, None, :] + prefix[None, :n, :] - 2 * prefix[lca] + self.path_embeddings.weight[lca]
+        embeddings = self.path_embeddings.weight  # [L+1, E]
+        # prefix[i] = sum of the embeddings on the chain root -> i; the path i -> lca -> j follows from three of them.
+        prefix = torch.zeros_like(embeddings).index_add(0, tree["ancestor_rows"], embeddings[tree["ancestor_cols"]])
+        lca, distance = tree["lca"], tree["distance"]
+        if "source" in tree:
+            source, target = tree["source"], tree["target"]
+        else:
+            source = torch.arange(lca.shape[0], device=lca.device)[:, None]
+            target = source.T
+        path_sum = prefix[source] + prefix[target] - 2 * prefix[lca] + embeddings[lca]
         path_len = (distance + 1).unsqueeze(-1).to(path_sum.dtype)  # nodes on the path
-        return self.distance_embeddings(distance) + path_sum / path_len  # [L, L, E]
+        return self.distance_embeddings(distance) + path_sum / path_len
+
+
+def segment_softmax(scores: torch.Tensor, segments: torch.Tensor, num_segments: int) -> torch.Tensor:
+    """Softmax of `scores` `[P, h]` within each group of rows sharing a `segments` id (the sparse row softmax)."""
+    index = segments[:, None].expand_as(scores)
+    maxima = torch.full((num_segments, scores.shape[1]), float("-inf"), dtype=scores.dtype, device=scores.device)
+    maxima = maxima.scatter_reduce(0, index, scores.detach(), "amax")
+    exp = (scores - maxima[segments]).exp()
+    totals = torch.zeros_like(maxima).index_add(0, segments, exp)
+    return exp / totals[segments]
 
 
 class GraphPropagationAttention(nn.Module):
@@ -80,7 +99,9 @@ class GraphPropagationAttention(nn.Module):
         self.out = nn.Linear(hidden, hidden)
         self.dropout = nn.Dropout(config.graph_dropout)
 
-    def forward(self, nodes: torch.Tensor, edges: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, nodes: torch.Tensor, edges: torch.Tensor, tree: dict[str, torch.Tensor]):
+        if "source" in tree:
+            return self._sparse(nodes, edges, tree["source"], tree["target"])
         n, hidden = nodes.shape
         q, k, v = self.qkv(nodes).view(n, 3, self.num_heads, self.head_dim).permute(1, 2, 0, 3)  # 3 x [h, L, d]
         scores = q @ k.transpose(-1, -2) / math.sqrt(self.head_dim)  # [h, L, L]
@@ -92,6 +113,18 @@ class GraphPropagationAttention(nn.Module):
         edge_to_node = self.dropout(gate) @ v
         merged = (node_to_node + edge_to_node).transpose(0, 1).reshape(n, hidden)
         return self.out(merged), edges
+
+    def _sparse(self, nodes, edges, source, target):
+        """The same propagation over the listed pairs only: softmaxes run over each source's neighbours."""
+        n, hidden = nodes.shape
+        q, k, v = self.qkv(nodes).view(n, 3, self.num_heads, self.head_dim).unbind(1)  # 3 x [L, h, d]
+        scores = (q[source] * k[target]).sum(-1) / math.sqrt(self.head_dim) + self.edge_bias(edges)  # [P, h]
+        attention = self.dropout(segment_softmax(scores, source, n))
+        edges = edges + self.edge_update(torch.cat([scores, attention], -1))  # [P, E]
+        gate = self.dropout(segment_softmax(self.edge_gate(edges), source, n))  # [P, h]
+        # node-to-node and edge-to-node aggregation share the gathered values: sum_j (a_ij + g_ij) v_j
+        merged = torch.zeros_like(q).index_add(0, source, (attention + gate).unsqueeze(-1) * v[target])
+        return self.out(merged.reshape(n, hidden)), edges
 
 
 class GPTransLayer(nn.Module):
@@ -108,8 +141,8 @@ class GPTransLayer(nn.Module):
         self.output_norm = nn.LayerNorm(hidden)
         self.dropout = nn.Dropout(config.graph_dropout)
 
-    def forward(self, nodes: torch.Tensor, edges: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        update, edges = self.attention(nodes, edges)
+    def forward(self, nodes: torch.Tensor, edges: torch.Tensor, tree: dict[str, torch.Tensor]):
+        update, edges = self.attention(nodes, edges, tree)
         nodes = self.attention_norm(nodes + self.dropout(update))
         nodes = self.output_norm(nodes + self.dropout(self.feed_forward(nodes)))
         return nodes, edges
@@ -122,7 +155,7 @@ class LabelGraphEncoder(nn.Module):
         super().__init__()
         self.tree = LabelTree(config)
         self.label_embeddings = nn.Embedding(self.tree.num_labels, config.hidden_size)
-        self.edge_features = LabelEdgeFeatures(config, self.tree.max_distance, self.tree.num_labels)
+        self.edge_features = LabelEdgeFeatures(config, self.tree.num_distances, self.tree.num_labels)
         self.layers = nn.ModuleList(GPTransLayer(config) for _ in range(config.graph_num_layers))
 
     def forward(self, word_embeddings: nn.Embedding) -> torch.Tensor:
@@ -130,7 +163,7 @@ class LabelGraphEncoder(nn.Module):
         mask = tree["name_mask"].to(word_embeddings.weight.dtype)
         names = (word_embeddings(tree["name_ids"]) * mask.unsqueeze(-1)).sum(1) / mask.sum(1, keepdim=True).clamp(min=1)
         nodes = names + self.label_embeddings.weight  # [L, H]
-        edges = self.edge_features(tree)  # [L, L, E]
+        edges = self.edge_features(tree)  # [L, L, E] dense, [P, E] sparse
         for layer in self.layers:
-            nodes, edges = layer(nodes, edges)
+            nodes, edges = layer(nodes, edges, tree)
         return nodes

@@ -283,3 +283,41 @@ class Taxonomy:
         lca = np.where(lca_depth > 0, chains[np.arange(n)[:, None], np.maximum(lca_depth - 1, 0)], n)
         distance = depth[:n, None] + depth[None, :n] - 2 * lca_depth
         return anc, lca, distance
+
+    def ancestor_pairs(self) -> tuple[np.ndarray, np.ndarray]:
+        """`(node, ancestor)` index pairs, each label with itself, its ancestors and the virtual root ``L``."""
+        rows, cols = [], []
+        for i in range(len(self)):
+            chain = self.ancestors(i) + [len(self)]
+            rows += [i] * len(chain)
+            cols += chain
+        rows.append(len(self))
+        cols.append(len(self))
+        return np.asarray(rows, dtype=np.int64), np.asarray(cols, dtype=np.int64)
+
+    def neighbour_pairs(self, max_hops: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Every label pair at most `max_hops` tree edges apart (the virtual root joins the top-level labels),
+        self pairs included, as arrays `(source, target, lca, distance)`; `lca == L` is the virtual root.
+
+        Walks up from each label and, from each ancestor, down into the branches not yet visited, so the cost is
+        the size of the neighbourhoods, never ``L²``.
+        """
+        n = len(self)
+        parent = [p if p >= 0 else n for p in self.parent_ids] + [-1]
+        children = self.children + [self.roots]
+        sources, targets, lcas, distances = [], [], [], []
+        for i in range(n):
+            top, came_from, up = i, None, 0
+            while top >= 0 and up <= max_hops:
+                stack = [(top, 0)]
+                while stack:
+                    node, down = stack.pop()
+                    if node != n:
+                        sources.append(i)
+                        targets.append(node)
+                        lcas.append(top)
+                        distances.append(up + down)
+                    if up + down < max_hops:
+                        stack += [(c, down + 1) for c in children[node] if not (node == top and c == came_from)]
+                top, came_from, up = parent[top], top, up + 1
+        return tuple(np.asarray(x, dtype=np.int64) for x in (sources, targets, lcas, distances))

@@ -245,3 +245,54 @@ def test_variants_learn_a_separable_task(small_taxonomy, variant):
         probs = model(input_ids=input_ids).logits.sigmoid()
     assert (probs[0, small_taxonomy.label2id["a11"]] > 0.5) and (probs[1, small_taxonomy.label2id["b1"]] > 0.5)
     assert math.isfinite(losses[-1])
+
+
+# ---------------------------------------------------------------- sparse (k-hop) GPTrans
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+def test_sparse_graph_equals_dense_when_hops_cover_the_tree(layers):
+    tax = chain_taxonomy(4, branching=3)  # 120 labels, longest path 8 edges
+    dense = make_model(tax, graph_num_layers=layers, graph_attention="dense").eval()
+    sparse = make_model(tax, graph_num_layers=layers, graph_attention="sparse", graph_max_hops=8).eval()
+    sparse.load_state_dict(dense.state_dict())
+    assert sparse.graph_encoder.tree.sparse and not dense.graph_encoder.tree.sparse
+    input_ids, mask, labels = batch(tax, [[tax.labels[-1]], [tax.labels[50]]])
+    outputs = []
+    for model in (dense, sparse):
+        model.zero_grad()
+        out = model(input_ids=input_ids, attention_mask=mask, labels=labels)
+        out.loss.backward()
+        outputs.append((out, {n: p.grad.clone() for n, p in model.named_parameters()}))
+    (dense_out, dense_grads), (sparse_out, sparse_grads) = outputs
+    assert (dense_out.label_embeds - sparse_out.label_embeds).abs().max() <= 1e-5
+    assert (dense_out.logits - sparse_out.logits).abs().max() <= 1e-5
+    assert abs(float(dense_out.loss - sparse_out.loss)) <= 1e-5
+    assert max(float((dense_grads[n] - sparse_grads[n]).abs().max()) for n in dense_grads) <= 1e-5
+
+
+def test_sparse_graph_with_few_hops_differs_by_design_and_trains():
+    tax = chain_taxonomy(4, branching=3)
+    model = make_model(tax, graph_attention="sparse", graph_max_hops=1).train()
+    tree = model.graph_encoder.tree.to(torch.device("cpu"))
+    assert int(tree["distance"].max()) == 1 and len(tree["source"]) < len(tax) ** 2
+    input_ids, mask, labels = batch(tax, [[tax.labels[-1]], [tax.labels[50]]])
+    out = model(input_ids=input_ids, attention_mask=mask, labels=labels)
+    out.loss.backward()
+    assert torch.isfinite(out.loss)
+    assert [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum()] == []
+
+
+def test_graph_form_is_chosen_by_size_and_dense_refuses_huge_taxonomies():
+    from conftest import tiny_text_config
+    from modeling_htla import HTLAConfig, Taxonomy
+
+    def config(size, **kwargs):
+        labels = [f"l{i}" for i in range(size)]
+        tax = Taxonomy(labels, [None] * 8 + [labels[(i - 8) // 8] for i in range(8, size)])
+        return HTLAConfig(text_config=tiny_text_config(), taxonomy=tax.to_dict(), **kwargs)
+
+    assert not config(2048).use_sparse_graph and config(2049).use_sparse_graph
+    assert config(100, graph_attention="sparse").use_sparse_graph
+    with pytest.raises(ValueError, match="too large for graph_attention='dense'.*use graph_attention='sparse'"):
+        config(5000, graph_attention="dense")
