@@ -195,7 +195,7 @@ def check_checkpoint_folder(folder: str) -> None:
         raise OSError(f"{config_file}: missing (not an HTLA checkpoint folder)")
     try:
         with open(config_file, encoding="utf-8") as handle:
-            json.load(handle)
+            config = json.load(handle)
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise ValueError(f"{config_file}: not valid JSON ({err})") from None
     weights = os.path.join(folder, "model.safetensors")
@@ -205,10 +205,15 @@ def check_checkpoint_folder(folder: str) -> None:
         raise OSError(f"{weights}: missing (HTLA checkpoints hold their weights as safetensors)")
     try:
         with safe_open(weights, framework="pt") as handle:
-            for name in handle.keys():
-                handle.get_slice(name)
+            shapes = {name: handle.get_slice(name).get_shape() for name in handle.keys()}
     except Exception as err:  # safetensors raises its own error types for damaged files
         raise ValueError(f"{weights}: damaged or truncated safetensors file ({err})") from None
+    num_labels = len((config.get("taxonomy") or {}).get("labels", []))
+    classifier = shapes.get("classifier.weight")
+    if classifier is not None and classifier[0] != num_labels:
+        raise ValueError(
+            f"{config_file}: taxonomy has {num_labels} labels but {weights} holds a classifier for {classifier[0]}"
+        )
 
 
 def _encoder_from_config(text_config) -> PreTrainedModel:

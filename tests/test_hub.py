@@ -188,6 +188,10 @@ def test_clean_process_loads_through_auto_classes_and_pipelines(trained, tmp_pat
          "model.safetensors: damaged or truncated"),
         (lambda f: (f / "config.json").unlink(), "config.json: missing"),
         (lambda f: (f / "config.json").write_text("{not json"), "config.json: not valid JSON"),
+        (lambda f: (f / "config.json").write_text(json.dumps({
+            **json.loads((f / "config.json").read_text()),
+            "taxonomy": {"labels": ["x", "y"], "parents": [None, "x"], "names": ["x", "y"]}})),
+         "config.json: taxonomy has 2 labels but .*model.safetensors holds a classifier for 6"),
     ],
 )
 def test_damaged_folder_names_the_file(trained, tmp_path, damage, message):

@@ -194,3 +194,14 @@ def test_bad_input_exits_with_one_line_and_keeps_output(encoder_dir, data_dir, t
     assert last.startswith("run_htc.py: error:") and message in last
     assert "Traceback" not in result.stderr
     assert sorted(p.name for p in out.iterdir()) == ["earlier.txt"]
+
+
+def test_two_runs_with_the_same_seed_give_identical_metrics(encoder_dir, data_dir, tmp_path):
+    results = []
+    for name in ("one", "two"):
+        out = tmp_path / name
+        run_script(common_args(encoder_dir, data_dir, out) + ["--do_train", "--do_eval", "--max_steps", "3",
+                                                               "--negative_mining", "random"])
+        metrics = read_json(out / "eval_results.json")
+        results.append({k: v for k, v in metrics.items() if "runtime" not in k and "per_second" not in k})
+    assert results[0] == results[1] and "eval_loss" in results[0]
