@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import json
 import os
+import shutil
+import tempfile
 
 import torch
 from safetensors import safe_open
@@ -57,12 +59,25 @@ class HTLAPreTrainedModel(PreTrainedModel):
 
     def save_pretrained(self, save_directory, *args, **kwargs):
         """Save as usual, plus the flat source files and `auto_map` that make the folder loadable anywhere with
-        `trust_remote_code=True`. (A model itself loaded through remote code gets them from transformers.)"""
-        super().save_pretrained(save_directory, *args, **kwargs)
-        if kwargs.get("is_main_process", True) and self._auto_class is None:
-            from .export import write_remote_code
+        `trust_remote_code=True`. (A model itself loaded through remote code gets them from transformers.)
 
-            write_remote_code(save_directory)
+        Files are written to a temporary folder beside the target and then renamed into it one by one, so a crash
+        while saving never leaves a half-written weight or config file in place of a good one.
+        """
+        if not kwargs.get("is_main_process", True):
+            return super().save_pretrained(save_directory, *args, **kwargs)
+        os.makedirs(save_directory, exist_ok=True)
+        staging = tempfile.mkdtemp(dir=os.path.dirname(os.path.abspath(save_directory)), prefix=".htla-save-")
+        try:
+            super().save_pretrained(staging, *args, **kwargs)
+            if self._auto_class is None:
+                from .export import write_remote_code
+
+                write_remote_code(staging)
+            for name in sorted(os.listdir(staging), key=lambda n: n == "config.json"):  # config last
+                os.replace(os.path.join(staging, name), os.path.join(save_directory, name))
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
 
 
 class HTLAModel(HTLAPreTrainedModel):

@@ -296,3 +296,21 @@ def test_graph_form_is_chosen_by_size_and_dense_refuses_huge_taxonomies():
     assert config(100, graph_attention="sparse").use_sparse_graph
     with pytest.raises(ValueError, match="too large for graph_attention='dense'.*use graph_attention='sparse'"):
         config(5000, graph_attention="dense")
+
+
+def test_crash_while_saving_leaves_the_previous_model_intact(small_taxonomy, tmp_path, monkeypatch):
+    import transformers.modeling_utils
+
+    good = make_model(small_taxonomy, seed=0)
+    good.save_pretrained(tmp_path)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(transformers.modeling_utils, "safe_save_file", crash)
+    with pytest.raises(RuntimeError, match="disk full"):
+        make_model(small_taxonomy, seed=1).save_pretrained(tmp_path)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+    assert not [p for p in tmp_path.parent.iterdir() if p.name.startswith(".htla-save-")]
+    HTLAModel.from_pretrained(tmp_path)
