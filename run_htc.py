@@ -40,6 +40,7 @@ from modeling_htla.data import build_taxonomy, encode_labels, load_icd10cm, load
 from modeling_htla.decoding import DECODING, decode_scores, prediction_records
 from modeling_htla.export import push_folder
 from modeling_htla.io import write_atomic
+from modeling_htla.trainer import last_complete_checkpoint
 from modeling_htla.metrics import load_htc_metric
 from modeling_htla.model_card import model_card
 
@@ -338,7 +339,11 @@ def main(argv: list[str] | None = None) -> None:
     )
 
     if training_args.do_train:
-        result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+        resume = training_args.resume_from_checkpoint
+        if resume in ("last", "true", "True"):  # the newest complete checkpoint in --output_dir, if any
+            resume = last_complete_checkpoint(training_args.output_dir)
+            logger.info("Resuming from %s", resume or "scratch (no complete checkpoint)")
+        result = trainer.train(resume_from_checkpoint=resume)
         trainer.save_model()  # the best checkpoint when load_best_model_at_end, with tokenizer and config
         metrics = dict(result.metrics, train_samples=len(tokenized["train"]))
         trainer.log_metrics("train", metrics)

@@ -3,6 +3,7 @@ and a separate learning rate for the layers HTLA adds on top of the pretrained e
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 
@@ -91,3 +92,23 @@ class HTLATrainer(Trainer):
                 os.remove(pickled)
             with open(os.path.join(output_dir, "training_args.json"), "w", encoding="utf-8") as handle:
                 handle.write(self.args.to_json_string())
+
+
+def last_complete_checkpoint(output_dir: str) -> str | None:
+    """The newest `checkpoint-N` folder in `output_dir` whose `trainer_state.json` (written last by the Trainer)
+    is present and readable; a folder left half-written by a killed run is skipped."""
+    if not os.path.isdir(output_dir):
+        return None
+    steps = []
+    for name in os.listdir(output_dir):
+        prefix, _, step = name.partition("-")
+        if prefix == "checkpoint" and step.isdigit():
+            steps.append((int(step), os.path.join(output_dir, name)))
+    for _, path in sorted(steps, reverse=True):
+        try:
+            with open(os.path.join(path, "trainer_state.json"), encoding="utf-8") as handle:
+                json.load(handle)
+        except (OSError, ValueError):
+            continue
+        return path
+    return None

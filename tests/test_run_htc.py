@@ -205,3 +205,46 @@ def test_two_runs_with_the_same_seed_give_identical_metrics(encoder_dir, data_di
         metrics = read_json(out / "eval_results.json")
         results.append({k: v for k, v in metrics.items() if "runtime" not in k and "per_second" not in k})
     assert results[0] == results[1] and "eval_loss" in results[0]
+
+
+def test_run_killed_mid_epoch_resumes_to_the_same_metrics(encoder_dir, data_dir, tmp_path):
+    import signal
+    import time
+
+    def args(out):
+        return common_args(encoder_dir, data_dir, out) + [
+            "--do_train", "--do_eval", "--num_train_epochs", "10", "--per_device_train_batch_size", "4",
+            "--save_strategy", "steps", "--save_steps", "5", "--logging_steps", "5"]
+
+    run_script(args(tmp_path / "whole"))
+    expected = read_json(tmp_path / "whole" / "eval_results.json")
+
+    out = tmp_path / "killed"
+    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", PYTHONPATH=str(ROOT))
+    process = subprocess.Popen([sys.executable, SCRIPT] + args(out), cwd=ROOT, env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while not (out / "checkpoint-10" / "trainer_state.json").exists() and process.poll() is None:
+        assert time.time() < deadline
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not (out / "eval_results.json").exists()  # it really died before the end (80 steps)
+    run_script(args(out) + ["--resume_from_checkpoint", "last"])
+    resumed = read_json(out / "eval_results.json")
+    for key in ("eval_micro_f1", "eval_macro_f1", "eval_hierarchical_f1"):
+        assert resumed[key] == expected[key], key
+    assert abs(resumed["eval_loss"] - expected["eval_loss"]) < 1e-4
+    assert read_json(out / "trainer_state.json")["global_step"] == 80
+
+
+def test_last_complete_checkpoint_skips_half_written_folders(tmp_path):
+    from modeling_htla.trainer import last_complete_checkpoint
+
+    for step, state in [(5, "{}"), (10, "{}"), (15, None), (20, '{"trunc')]:
+        folder = tmp_path / f"checkpoint-{step}"
+        folder.mkdir()
+        if state is not None:
+            (folder / "trainer_state.json").write_text(state)
+    assert last_complete_checkpoint(str(tmp_path)) == str(tmp_path / "checkpoint-10")
+    assert last_complete_checkpoint(str(tmp_path / "missing")) is None
