@@ -239,8 +239,14 @@ def prepare_data(model_args, data_args, training_args):
     return raw, taxonomy, checkpoint
 
 
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "vocab.json", "spiece.model")
+
+
 def build_model(model_args, taxonomy: Taxonomy, checkpoint: bool) -> tuple[HTLAModel, object]:
     if checkpoint:
+        path = model_args.model_name_or_path
+        if os.path.isdir(path) and not any(os.path.isfile(os.path.join(path, name)) for name in TOKENIZER_FILES):
+            raise OSError(f"{path}: no tokenizer files ({', '.join(TOKENIZER_FILES[:2])}); save the tokenizer with the model")
         model = HTLAModel.from_pretrained(model_args.model_name_or_path, cache_dir=model_args.cache_dir)
         tokenizer = AutoTokenizer.from_pretrained(model_args.model_name_or_path, cache_dir=model_args.cache_dir)
         return model, tokenizer
@@ -301,7 +307,7 @@ def main(argv: list[str] | None = None) -> None:
         raw, taxonomy, checkpoint = prepare_data(model_args, data_args, training_args)
         model, tokenizer = build_model(model_args, taxonomy, checkpoint)
     except (ValueError, OSError) as err:
-        raise SystemExit(f"run_htc.py: error: {err}") from None
+        raise SystemExit(f"run_htc.py: error: {' '.join(str(err).split())}") from None
     logger.info("Taxonomy: %s; splits: %s", taxonomy, {k: len(v) for k, v in raw.items()})
 
     def tokenize(batch):

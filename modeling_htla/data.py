@@ -77,7 +77,8 @@ def load_raw_datasets(
     ``test``) are returned. `text_column`/`label_column` default to auto-detection; `label_column` may also
     name several per-level columns separated by commas (``"level1,level2"``). Local files are always re-read
     (a fresh temporary cache per call, data kept in memory); `cache_dir` is used for Hub downloads.
-    An empty or whitespace-only text is an error unless `skip_empty_texts`, which drops such rows with a warning.
+    An empty or whitespace-only text is an error in train and validation unless `skip_empty_texts`, which drops
+    such rows with a warning; in the test split it is kept, since a document to predict may well be empty.
     """
     files = {"train": train_file, "validation": validation_file, "test": test_file}
     files = {split: path for split, path in files.items() if path is not None}
@@ -87,16 +88,18 @@ def load_raw_datasets(
     if not dataset_name and not files:
         raise ValueError("no data: pass train_file/validation_file/test_file or dataset_name")
 
-    def normalise(ds: Dataset, source: str) -> Dataset:
-        return _normalise(ds, source, text_column, label_column, label_separator, skip_empty_texts)
+    def normalise(ds: Dataset, source: str, split: str) -> Dataset:
+        return _normalise(
+            ds, source, text_column, label_column, label_separator, skip_empty_texts, allow_empty_texts=split == "test"
+        )
 
     if dataset_name:
         loaded = _load_hub(dataset_name, dataset_config_name, cache_dir)
-        return DatasetDict({split: normalise(ds, source) for split, (ds, source) in loaded.items()})
+        return DatasetDict({split: normalise(ds, source, split) for split, (ds, source) in loaded.items()})
     splits = {}
     for split, path in files.items():
         try:
-            splits[split] = normalise(_load_file(path), str(path))
+            splits[split] = normalise(_load_file(path), str(path), split)
         except UnicodeDecodeError as err:  # the JSON reader can defer UTF-8 validation to the first read
             raise ValueError(_diagnose_file(Path(path), str(path), "json", err)) from None
     return DatasetDict(splits)
@@ -303,14 +306,14 @@ def _is_missing(value) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
-def _text_value(value, column: str, fail: Callable[[str], None]) -> str:
+def _text_value(value, column: str, fail: Callable[[str], None], allow_empty: bool = False) -> str:
     if isinstance(value, (list, tuple)):
         value = " ".join(str(token) for token in value if token is not None)
     elif value is None or (isinstance(value, float) and math.isnan(value)):
         value = ""
     elif not isinstance(value, str):
         value = str(value)
-    if not value.strip():
+    if not value.strip() and not allow_empty:
         fail(f"empty text (column {column!r})")
     return value
 
@@ -390,6 +393,7 @@ def _normalise(
     label_column: str | None,
     separator: str | None,
     skip_empty_texts: bool = False,
+    allow_empty_texts: bool = False,
 ) -> Dataset:
     """Map a loaded split to exactly ``text``/``labels``, validating every row."""
     text_col, label_cols, per_level = _resolve_columns(ds.column_names, source, text_column, label_column)
@@ -407,10 +411,10 @@ def _normalise(
             def fail(problem: str, row: int = index + 1) -> None:
                 raise ValueError(f"{source}: row {row}: {problem}") from None
 
-            if skip_empty_texts and _is_missing(text_values[j]):
+            if skip_empty_texts and not allow_empty_texts and _is_missing(text_values[j]):
                 skipped.append(index + 1)
                 continue
-            texts.append(_text_value(text_values[j], text_col, fail))
+            texts.append(_text_value(text_values[j], text_col, fail, allow_empty_texts))
             if per_level:
                 row_labels = _level_path([values[j] for values in label_values], label_cols, fail)
             else:
@@ -421,7 +425,8 @@ def _normalise(
         return {"text": texts, "labels": labels}
 
     fingerprint = _fingerprint(
-        "normalise", ds._fingerprint, source, text_col, label_cols, separator, names, skip_empty_texts
+        "normalise", ds._fingerprint, source, text_col, label_cols, separator, names, skip_empty_texts,
+        allow_empty_texts
     )
     normalised = ds.map(
         convert,

@@ -195,6 +195,7 @@ def test_clean_process_loads_through_auto_classes_and_pipelines(trained, tmp_pat
     ],
 )
 def test_damaged_folder_names_the_file(trained, tmp_path, damage, message):
+    """Loading the model directly names the damaged file."""
     out, _ = trained
     folder = tmp_path / "damaged"
     shutil.copytree(out, folder, ignore=shutil.ignore_patterns("checkpoint-*", "runs"))
@@ -227,3 +228,18 @@ def test_edge_inputs_through_model_and_both_pipelines(trained):
     assert len(flat_answers) == len(path_answers) == len(EDGE_TEXTS)
     assert all(len(answer) == 6 for answer in flat_answers)
     assert all(answer and all(" > " in item["label"] for item in answer) for answer in path_answers)
+
+
+def test_run_htc_on_a_checkpoint_without_tokenizer_names_it(trained, data_dir, tmp_path):
+    out, _ = trained
+    folder = tmp_path / "no-tokenizer"
+    shutil.copytree(out, folder, ignore=shutil.ignore_patterns("checkpoint-*", "runs", "tokenizer*", "vocab.txt",
+                                                                "special_tokens_map.json"))
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    result = subprocess.run([sys.executable, str(ROOT / "run_htc.py"), "--model_name_or_path", str(folder),
+                             "--test_file", str(data_dir / "test.jsonl"), "--do_predict", "--output_dir",
+                             str(tmp_path / "out"), "--report_to", "none"], env=env, capture_output=True, text=True)
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"run_htc.py: error: {folder}: no tokenizer files (tokenizer.json, tokenizer_config.json); "
+        "save the tokenizer with the model")

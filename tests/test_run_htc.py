@@ -248,3 +248,16 @@ def test_last_complete_checkpoint_skips_half_written_folders(tmp_path):
             (folder / "trainer_state.json").write_text(state)
     assert last_complete_checkpoint(str(tmp_path)) == str(tmp_path / "checkpoint-10")
     assert last_complete_checkpoint(str(tmp_path / "missing")) is None
+
+
+def test_predict_on_edge_texts_with_bounded_batches(encoder_dir, data_dir, tmp_path):
+    texts = ["", "   \n\t ", "x" * 100_000, "東京で会いましょう", "🚀🔥👍", "ctrl\x00\x07\x1b chars", "goal striker"]
+    test_file = write_jsonl(tmp_path / "edge.jsonl", [{"text": t, "labels": "sport > football"} for t in texts])
+    out = tmp_path / "edge"
+    args = common_args(encoder_dir, data_dir, out)
+    args[args.index("--test_file") + 1] = test_file
+    # Memory at prediction is bounded by documents per batch and tokens per document.
+    run_script(args + ["--do_predict", "--per_device_eval_batch_size", "1", "--max_seq_length", "32"])
+    lines = (out / "predictions.jsonl").read_text(encoding="utf-8").splitlines()
+    assert len(lines) == len(texts)
+    assert read_json(out / "predict_results.json")["predict_samples"] == len(texts)
