@@ -39,7 +39,7 @@ class LabelTree:
             source, target, lca, distance = taxonomy.neighbour_pairs(config.graph_max_hops)
             self._arrays.update(source=source, target=target, lca=lca, distance=distance)  # [P] each
         else:
-            _, lca, distance = taxonomy.tree_arrays()
+            lca, distance = taxonomy.tree_arrays()
             self._arrays.update(lca=lca, distance=distance)  # [L, L] each
         self._on_device: dict[torch.device, dict[str, torch.Tensor]] = {}
 

@@ -258,20 +258,14 @@ class Taxonomy:
         chosen = set(label_ids)
         return all(self.parent_ids[i] < 0 or self.parent_ids[i] in chosen for i in chosen)
 
-    def tree_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Dense pairwise tree structure over the labels plus a virtual root at index ``L``.
+    def tree_arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """Dense pairwise tree structure over the labels, with a virtual root at index ``L`` above the top level.
 
         Returns:
-            ancestor_matrix: ``[L+1, L+1]`` 0/1, ``A[i, a] = 1`` when ``a`` is ``i`` or one of its ancestors
-                (the virtual root is everyone's ancestor).
             lca: ``[L, L]`` index of the lowest common ancestor (``L`` = virtual root).
             distance: ``[L, L]`` number of tree edges on the shortest path (through the root if needed).
         """
         n = len(self)
-        anc = np.zeros((n + 1, n + 1), dtype=np.float32)
-        anc[:, n] = 1.0
-        for i in range(n):
-            anc[i, self.ancestors(i)] = 1.0
         depth = np.asarray(self.depths + [0], dtype=np.int64)
         # chains[i, d] = ancestor of i at depth d + 1, or -1 below the label's own depth.
         chains = np.full((n, max(self.num_levels, 1)), -1, dtype=np.int64)
@@ -282,7 +276,7 @@ class Taxonomy:
         lca_depth = ((chains[:, None, :] == chains[None, :, :]) & (chains[:, None, :] >= 0)).sum(-1)  # [L, L]
         lca = np.where(lca_depth > 0, chains[np.arange(n)[:, None], np.maximum(lca_depth - 1, 0)], n)
         distance = depth[:n, None] + depth[None, :n] - 2 * lca_depth
-        return anc, lca, distance
+        return lca, distance
 
     def ancestor_pairs(self) -> tuple[np.ndarray, np.ndarray]:
         """`(node, ancestor)` index pairs, each label with itself, its ancestors and the virtual root ``L``."""

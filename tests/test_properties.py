@@ -39,7 +39,7 @@ def test_encoding_is_the_ancestor_closure_and_decodes_back(tax, data):
 
 @given(trees())
 def test_distances_are_a_tree_metric(tax):
-    _, _, distance = tax.tree_arrays()
+    _, distance = tax.tree_arrays()
     n = len(tax)
     for i in range(n):
         assert distance[i, i] == 0
