@@ -17,7 +17,7 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $@
 
-demo: install  ## train, evaluate and test HTLA on the embedded ICD-10-CM data (about 10 minutes on 2 cores)
+demo: install  ## train, evaluate and test HTLA on the embedded ICD-10-CM data (about 7 minutes on 2 cores)
 	$(PY) run_htc.py
 
 test: install  ## the test suite
