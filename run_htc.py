@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import transformers
 import yaml
+from datasets import DatasetDict
 from transformers import (
     AutoTokenizer,
     DataCollatorWithPadding,
@@ -316,7 +317,9 @@ def main(argv: list[str] | None = None) -> None:
         return encoded
 
     with training_args.main_process_first(desc="tokenization"):
-        tokenized = raw.map(
+        # train is kept for its label frequencies even when not training; tokenize it only when it is used.
+        used = DatasetDict({k: v for k, v in raw.items() if k != "train" or training_args.do_train})
+        tokenized = used.map(
             tokenize,
             batched=True,
             num_proc=data_args.preprocessing_num_workers,
