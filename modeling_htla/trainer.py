@@ -26,6 +26,13 @@ class HTLATrainingArguments(TrainingArguments):
             "(`learning_rate`). Default: `learning_rate`."
         },
     )
+    graph_learning_rate: float | None = field(
+        default=None,
+        metadata={
+            "help": "Learning rate of the label graph encoder (GPTrans, label embeddings), whose output is the target "
+            "of the TLA loss. Default: `head_learning_rate`."
+        },
+    )
     early_stopping_patience: int | None = field(
         default=None,
         metadata={"help": "Stop after this many evaluations without `metric_for_best_model` gain (as in the paper: 6)."},
@@ -63,18 +70,28 @@ class HTLATrainer(Trainer):
         super().log(logs, start_time)
 
     def create_optimizer(self, model=None):
-        """The default optimizer, with the new layers' parameters in groups at `head_learning_rate`."""
+        """The default optimizer, with the new layers' parameters in groups at `head_learning_rate` and the label
+        graph encoder's at `graph_learning_rate`."""
         optimizer = super().create_optimizer(model)
         head_lr = getattr(self.args, "head_learning_rate", None)
-        if head_lr is None or getattr(optimizer, "_htla_head_groups", False):
+        graph_lr = getattr(self.args, "graph_learning_rate", None)
+        if (head_lr is None and graph_lr is None) or getattr(optimizer, "_htla_head_groups", False):
             return optimizer
-        encoder = {id(p) for p in self.accelerator.unwrap_model(self.model).text_encoder.parameters()}
+        htla = self.accelerator.unwrap_model(self.model)
+        encoder = {id(p) for p in htla.text_encoder.parameters()}
+        graph = {id(p) for p in htla.graph_encoder.parameters()} if htla.graph_encoder is not None else set()
         groups = []
         for group in optimizer.param_groups:
             settings = {k: v for k, v in group.items() if k != "params"}
-            pretrained = [p for p in group["params"] if id(p) in encoder]
-            new = [p for p in group["params"] if id(p) not in encoder]
-            groups += [{**settings, "params": pretrained}, {**settings, "params": new, "lr": head_lr}]
+            head = head_lr if head_lr is not None else settings["lr"]
+            params = {"pretrained": [], "graph": [], "head": []}
+            for p in group["params"]:
+                params["pretrained" if id(p) in encoder else "graph" if id(p) in graph else "head"].append(p)
+            groups += [
+                {**settings, "params": params["pretrained"]},
+                {**settings, "params": params["graph"], "lr": graph_lr if graph_lr is not None else head},
+                {**settings, "params": params["head"], "lr": head},
+            ]
         optimizer.param_groups.clear()
         for group in groups:
             if group["params"]:
