@@ -5,6 +5,8 @@
     python benchmarks/run_20newsgroups.py --variant bce --seed 42       # "BERT-GPTrans": graph, no TLA
     python benchmarks/run_20newsgroups.py --variant htla --negative_mining random     # ablations
     python benchmarks/run_20newsgroups.py --variant htla --tla_temperature 0.2
+    python benchmarks/run_20newsgroups.py --variant htla --tla_weight 0.1
+    python benchmarks/run_20newsgroups.py --variant htla --graph_learning_rate 1e-4
 
 Arguments are those of examples/20newsgroups.yaml with the variant's overrides.
 """
@@ -35,12 +37,14 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--negative_mining", default=None)
     parser.add_argument("--tla_temperature", type=float, default=None)
+    parser.add_argument("--tla_weight", type=float, default=None)
+    parser.add_argument("--graph_learning_rate", type=float, default=None)
     parser.add_argument("--config", type=Path, default=ROOT / "examples" / "20newsgroups.yaml")
     args = parser.parse_args()
     settings = yaml.safe_load(args.config.read_text())
     settings.update(VARIANTS[args.variant], seed=args.seed)
     name = f"20newsgroups_{args.variant}_seed{args.seed}"
-    for key in ("negative_mining", "tla_temperature"):
+    for key in ("negative_mining", "tla_temperature", "tla_weight", "graph_learning_rate"):
         if getattr(args, key) is not None:
             settings[key] = getattr(args, key)
             name += f"_{key}{getattr(args, key)}"

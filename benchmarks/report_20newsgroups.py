@@ -1,0 +1,185 @@
+"""20 Newsgroups report: the README tables and plots from the rows saved in benchmarks/results/.
+
+    python benchmarks/report_20newsgroups.py
+
+Reads every `20newsgroups_*.json` written by `run_20newsgroups.py` (and the TF-IDF row), groups the seeds of one
+setting into one row (mean, and the spread min–max when there are several seeds), prints Markdown tables of the
+test-set figures and writes three PNGs next to the results: learning curves, per-level F1 and per-frequency-group F1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+VARIANT_NAMES = {
+    "tfidf": "TF-IDF + LR, one classifier per parent",
+    "flat": "Flat (MiniLM, mean pooling, linear head)",
+    "bce": "BERT-GPTrans (graph, BCE only)",
+    "htla": "HTLA (graph, BCE + TLA)",
+}
+ABLATIONS = {"negative_mining": "mining", "tla_temperature": "τ", "tla_weight": "λ", "graph_learning_rate": "graph lr"}
+COLUMNS = [  # (header, result key without the split prefix, scale)
+    ("Micro-F1", "micro_f1", 100),
+    ("Macro-F1", "macro_f1", 100),
+    ("L1 Macro", "level_1_macro_f1", 100),
+    ("L2 Macro", "level_2_macro_f1", 100),
+    ("L3 Macro", "level_3_macro_f1", 100),
+    ("P1", "p1_macro_f1", 100),
+    ("P2", "p2_macro_f1", 100),
+    ("P3", "p3_macro_f1", 100),
+    ("P4", "p4_macro_f1", 100),
+    ("P5", "p5_macro_f1", 100),
+    ("Hier. F1", "hierarchical_f1", 100),
+    ("Consistent %", "consistency_rate", 100),
+]
+
+
+@dataclass
+class Row:
+    """All seeds of one setting: a variant plus the ablation values it overrides."""
+
+    variant: str
+    ablation: tuple[tuple[str, str], ...]
+    runs: list[dict] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        overrides = ", ".join(f"{ABLATIONS[key]}={value}" for key, value in self.ablation)
+        return VARIANT_NAMES.get(self.variant, self.variant) + (f" [{overrides}]" if overrides else "")
+
+    @property
+    def seeds(self) -> list:
+        return [run["settings"].get("seed", "-") for run in self.runs]
+
+    def values(self, key: str) -> list[float]:
+        """The value of one results key (e.g. `predict_macro_f1`) in every seed that has it."""
+        return [run["results"][key] for run in self.runs if key in run["results"]]
+
+
+def _cell(values: list[float]) -> str:
+    """`mean` for one seed, `mean (min–max)` for several."""
+    if not values:
+        return "–"
+    if len(values) == 1:
+        return f"{values[0]:.2f}"
+    return f"{statistics.mean(values):.2f} ({min(values):.2f}–{max(values):.2f})"
+
+
+def load_rows(results_dir: Path) -> list[Row]:
+    """One `Row` per setting, in the order TF-IDF, flat, BCE-only, HTLA, then HTLA ablations."""
+    rows: dict[tuple, Row] = {}
+    for path in sorted(results_dir.glob("20newsgroups_*.json")):
+        run = json.loads(path.read_text(encoding="utf-8"))
+        if run.get("benchmark") != "20newsgroups" or "results" not in run:
+            continue
+        settings = run.get("settings", {})
+        ablation = tuple((key, str(settings[key])) for key in ABLATIONS if key in settings)
+        key = (run["variant"], ablation)
+        rows.setdefault(key, Row(run["variant"], ablation)).runs.append(run)
+    order = list(VARIANT_NAMES)
+    return sorted(rows.values(), key=lambda row: (order.index(row.variant) if row.variant in order else 99, row.ablation))
+
+
+def markdown_table(rows: list[Row], split: str = "predict") -> str:
+    """Test (or validation, `split="eval"`) figures, one line per setting, plus seeds and training minutes."""
+    header = ["Setting", "Seeds", *(title for title, _, _ in COLUMNS), "Train min"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in rows:
+        cells = [row.name, ", ".join(map(str, row.seeds))]
+        cells += [_cell([value * scale for value in row.values(f"{split}_{key}")]) for _, key, scale in COLUMNS]
+        cells.append(_cell([seconds / 60 for seconds in row.values("train_runtime")]))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _bars(ax, rows: list[Row], keys: list[str], labels: list[str], title: str) -> None:
+    width = 0.8 / max(len(rows), 1)
+    for index, row in enumerate(rows):
+        means, low, high = [], [], []
+        for key in keys:
+            values = [value * 100 for value in row.values(f"predict_{key}")] or [float("nan")]
+            mean = statistics.mean(values)
+            means.append(mean)
+            low.append(mean - min(values))
+            high.append(max(values) - mean)
+        positions = [i + (index - (len(rows) - 1) / 2) * width for i in range(len(keys))]
+        ax.bar(positions, means, width, yerr=[low, high], capsize=3, label=VARIANT_NAMES.get(row.variant, row.variant))
+    ax.set_xticks(range(len(keys)), labels)
+    ax.set_ylabel("test F1 (%)")
+    ax.set_title(title)
+    finite = [v * 100 for row in rows for key in keys for v in row.values(f"predict_{key}")]
+    if finite:
+        ax.set_ylim(max(0, min(finite) - 10), min(100, max(finite) + 5))
+    ax.legend(fontsize=8, loc="lower left")
+
+
+def plot(rows: list[Row], output_dir: Path) -> list[Path]:
+    """Write the learning-curve, per-level and per-frequency-group PNGs; return their paths."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    output_dir.mkdir(parents=True, exist_ok=True)
+    main = [row for row in rows if not row.ablation]
+    neural = [row for row in main if any(run.get("log_history") for run in row.runs)]
+    paths = []
+
+    figure, (bce_ax, tla_ax) = plt.subplots(1, 2, figsize=(11, 4))
+    for row in neural + [row for row in rows if row.ablation]:
+        history = [entry for entry in row.runs[0].get("log_history", []) if "loss_bce" in entry]
+        steps = [entry["step"] for entry in history]
+        style = "-" if not row.ablation else ":"
+        if not row.ablation:
+            bce_ax.plot(steps, [entry["loss_bce"] for entry in history], style, label=row.name)
+        if any(entry.get("loss_tla") for entry in history):
+            tla_ax.plot(steps, [entry["loss_tla"] for entry in history], style, label=row.name)
+    bce_ax.set(title="BCE part of the training loss", xlabel="step", ylabel="loss", yscale="log")
+    tla_ax.set(title="TLA part of the training loss", xlabel="step", ylabel="loss")
+    for ax in (bce_ax, tla_ax):
+        ax.legend(fontsize=7)
+    paths.append(_save(figure, output_dir / "20newsgroups_learning_curves.png"))
+
+    compared = [row for row in main if row.variant in ("tfidf", "flat", "htla", "bce")]
+    figure, ax = plt.subplots(figsize=(8, 4))
+    _bars(ax, compared, ["macro_f1", "level_1_macro_f1", "level_2_macro_f1", "level_3_macro_f1"],
+          ["all 34", "level 1", "level 2", "level 3"], "Macro-F1 per level (test)")
+    paths.append(_save(figure, output_dir / "20newsgroups_levels.png"))
+
+    figure, ax = plt.subplots(figsize=(8, 4))
+    _bars(ax, compared, [f"p{group}_macro_f1" for group in range(1, 6)],
+          ["P1 (frequent)", "P2", "P3", "P4", "P5 (rare)"], "Macro-F1 per label-frequency group (test)")
+    paths.append(_save(figure, output_dir / "20newsgroups_frequency.png"))
+    plt.close("all")
+    return paths
+
+
+def _save(figure, path: Path) -> Path:
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    return path
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--results_dir", type=Path, default=RESULTS_DIR)
+    parser.add_argument("--output_dir", type=Path, default=None, help="Where the PNGs go (default: results_dir).")
+    args = parser.parse_args(argv)
+    rows = load_rows(args.results_dir)
+    if not rows:
+        raise SystemExit(f"report_20newsgroups.py: error: no 20newsgroups_*.json results in {args.results_dir}")
+    print("Test set (7,532 posts):\n")
+    print(markdown_table(rows))
+    print("\nValidation set (1,130 posts):\n")
+    print(markdown_table(rows, split="eval"))
+    for path in plot(rows, args.output_dir or args.results_dir):
+        print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

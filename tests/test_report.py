@@ -1,0 +1,60 @@
+"""benchmarks/report_20newsgroups.py: seeds grouped into rows, Markdown tables, the three PNGs, a clear error."""
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def load_report():
+    spec = importlib.util.spec_from_file_location("report_20newsgroups", ROOT / "benchmarks" / "report_20newsgroups.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def write_run(folder, name, variant, seed, macro, extra_settings=None):
+    metrics = {"micro_f1": macro + 0.03, "macro_f1": macro, "level_1_macro_f1": macro + 0.05,
+               "level_2_macro_f1": macro, "level_3_macro_f1": macro - 0.05, "hierarchical_f1": macro,
+               "consistency_rate": 0.97, **{f"p{g}_macro_f1": macro - g / 100 for g in range(1, 6)}}
+    results = {f"{split}_{key}": value for split in ("eval", "predict") for key, value in metrics.items()}
+    results["train_runtime"] = 600.0 * (1 + seed % 2)
+    history = [{"step": step, "loss_bce": 0.3 / step, "loss_tla": 0.0 if variant != "htla" else 2 - step / 100}
+               for step in (10, 20, 30)]
+    run = {"benchmark": "20newsgroups", "variant": variant, "settings": {"seed": seed, **(extra_settings or {})},
+           "results": results, "log_history": history}
+    (folder / f"20newsgroups_{name}.json").write_text(json.dumps(run))
+
+
+def test_rows_tables_and_plots(tmp_path, capsys):
+    write_run(tmp_path, "flat_seed1", "flat", 1, 0.84)
+    write_run(tmp_path, "flat_seed2", "flat", 2, 0.86)
+    write_run(tmp_path, "htla_seed1", "htla", 1, 0.80)
+    write_run(tmp_path, "htla_seed1_tla_temperature0.2", "htla", 1, 0.82, {"tla_temperature": 0.2})
+    (tmp_path / "scaling.json").write_text("{}")  # other benchmarks' files are not rows
+    report = load_report()
+
+    rows = report.load_rows(tmp_path)
+    assert [(row.variant, row.ablation, row.seeds) for row in rows] == [
+        ("flat", (), [1, 2]), ("htla", (), [1]), ("htla", (("tla_temperature", "0.2"),), [1])
+    ]
+
+    report.main(["--results_dir", str(tmp_path), "--output_dir", str(tmp_path / "plots")])
+    out = capsys.readouterr().out
+    flat_line = next(line for line in out.splitlines() if line.startswith("| Flat"))
+    assert "| 1, 2 | 88.00 (87.00–89.00) | 85.00 (84.00–86.00) |" in flat_line
+    assert flat_line.endswith("| 15.00 (10.00–20.00) |")  # train minutes: 20 and 10
+    assert any(line.startswith("| HTLA") and "[τ=0.2]" in line and "| 82.00 |" in line for line in out.splitlines())
+    for name in ("learning_curves", "levels", "frequency"):
+        png = tmp_path / "plots" / f"20newsgroups_{name}.png"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_no_results_is_a_clear_error(tmp_path):
+    with pytest.raises(SystemExit, match="no 20newsgroups_.*json results in"):
+        load_report().main(["--results_dir", str(tmp_path)])
