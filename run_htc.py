@@ -29,7 +29,6 @@ from datasets import DatasetDict
 from transformers import (
     AutoTokenizer,
     DataCollatorWithPadding,
-    EarlyStoppingCallback,
     EvalPrediction,
     HfArgumentParser,
     PretrainedConfig,
@@ -41,7 +40,7 @@ from modeling_htla.data import build_taxonomy, encode_labels, load_icd10cm, load
 from modeling_htla.decoding import DECODING, decode_scores, prediction_records
 from modeling_htla.export import push_folder
 from modeling_htla.io import write_atomic
-from modeling_htla.trainer import last_complete_checkpoint
+from modeling_htla.trainer import AnyMetricEarlyStopping, last_complete_checkpoint
 from modeling_htla.metrics import load_htc_metric
 from modeling_htla.model_card import model_card
 
@@ -342,7 +341,10 @@ def main(argv: list[str] | None = None) -> None:
         processing_class=tokenizer,
         data_collator=DataCollatorWithPadding(tokenizer),
         compute_metrics=compute_metrics,
-        callbacks=[EarlyStoppingCallback(training_args.early_stopping_patience)]
+        callbacks=[AnyMetricEarlyStopping(
+            training_args.early_stopping_patience,
+            training_args.early_stopping_metrics or [training_args.metric_for_best_model or "loss"],
+        )]
         if training_args.early_stopping_patience
         else None,
     )

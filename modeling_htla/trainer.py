@@ -8,7 +8,8 @@ import os
 from dataclasses import dataclass, field
 
 import torch
-from transformers import Trainer, TrainingArguments
+from transformers import Trainer, TrainerCallback, TrainingArguments
+from transformers.trainer_callback import ExportableState
 from transformers.integrations.integration_utils import is_tensorboard_available
 
 from .loss import htla_loss
@@ -35,7 +36,14 @@ class HTLATrainingArguments(TrainingArguments):
     )
     early_stopping_patience: int | None = field(
         default=None,
-        metadata={"help": "Stop after this many evaluations without `metric_for_best_model` gain (as in the paper: 6)."},
+        metadata={"help": "Stop after this many evaluations without a gain in `early_stopping_metrics` (the paper: 6)."},
+    )
+    early_stopping_metrics: list[str] | None = field(
+        default=None,
+        metadata={
+            "help": "Validation metrics of which any gain resets the early-stopping count (the paper: macro_f1 "
+            "micro_f1). Default: `metric_for_best_model`."
+        },
     )
     report_to: None | str | list[str] = field(
         default="tensorboard" if is_tensorboard_available() else "none",
@@ -109,6 +117,40 @@ class HTLATrainer(Trainer):
                 os.remove(pickled)
             with open(os.path.join(output_dir, "training_args.json"), "w", encoding="utf-8") as handle:
                 handle.write(self.args.to_json_string())
+
+
+class AnyMetricEarlyStopping(TrainerCallback, ExportableState):
+    """Stops training after `patience` evaluations in which none of `metrics` beat its best value so far, as in the
+    paper (a gain in validation Macro- or Micro-F1 restarts the count). Lower is better for losses, higher for the
+    rest. The best values and the count are saved in checkpoints and come back on resume with
+    `--restore_callback_states_from_checkpoint`."""
+
+    def __init__(self, patience: int, metrics: list[str], best: dict[str, float] | None = None, count: int = 0):
+        if patience < 1 or not metrics:
+            raise ValueError("early stopping needs a patience of at least 1 and at least one metric")
+        self.patience = patience
+        self.metrics = [name if name.startswith("eval_") else f"eval_{name}" for name in metrics]
+        self.best = dict(best or {})
+        self.count = count
+
+    def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+        missing = [name for name in self.metrics if name not in (metrics or {})]
+        if missing:
+            raise ValueError(f"early_stopping_metrics: {', '.join(missing)} not among the evaluation metrics")
+        gained = [name for name in self.metrics if name not in self.best or _better(name, metrics[name], self.best[name])]
+        for name in gained:
+            self.best[name] = metrics[name]
+        self.count = 0 if gained else self.count + 1
+        if self.count >= self.patience:
+            control.should_training_stop = True
+
+    def state(self) -> dict:
+        return {"args": {"patience": self.patience, "metrics": self.metrics, "best": self.best, "count": self.count},
+                "attributes": {}}
+
+
+def _better(name: str, value: float, best: float) -> bool:
+    return value < best if name.endswith("loss") else value > best
 
 
 def last_complete_checkpoint(output_dir: str) -> str | None:

@@ -1,8 +1,11 @@
-"""HTLATrainer's optimizer: the pretrained encoder, the label graph encoder and the classifier each at their own rate."""
+"""HTLATrainer: each part at its own learning rate; early stopping on any of several metrics, as in the paper."""
+
+import json
 
 import pytest
 
 from modeling_htla import HTLATrainer, HTLATrainingArguments
+from modeling_htla.trainer import AnyMetricEarlyStopping
 
 from conftest import make_model
 
@@ -38,3 +41,37 @@ def test_each_part_trains_at_its_learning_rate(small_taxonomy, tmp_path, head, g
     assert learning_rates_by_part(trainer, model) == expected
     optimized = {id(p) for group in trainer.optimizer.param_groups for p in group["params"]}
     assert optimized == {id(p) for p in model.parameters() if p.requires_grad}
+
+
+def run_evaluations(callback, evaluations):
+    """Feed eval metrics to the callback; the 1-based index of the evaluation that stopped training, or None."""
+    from transformers import TrainerControl
+
+    control = TrainerControl()
+    for index, metrics in enumerate(evaluations, start=1):
+        callback.on_evaluate(None, None, control, metrics={f"eval_{k}": v for k, v in metrics.items()})
+        if control.should_training_stop:
+            return index
+    return None
+
+
+def test_a_gain_in_any_metric_restarts_the_early_stopping_count():
+    evaluations = [
+        {"macro_f1": 0.5, "micro_f1": 0.6},
+        {"macro_f1": 0.4, "micro_f1": 0.7},  # micro gains: count restarts
+        {"macro_f1": 0.4, "micro_f1": 0.7},  # 1
+        {"macro_f1": 0.5, "micro_f1": 0.6},  # 2 (equal is no gain)
+        {"macro_f1": 0.45, "micro_f1": 0.65},  # 3: stop
+    ]
+    assert run_evaluations(AnyMetricEarlyStopping(3, ["macro_f1", "micro_f1"]), evaluations) == 5
+    assert run_evaluations(AnyMetricEarlyStopping(3, ["macro_f1"]), evaluations) == 4  # macro alone: 0.5 at eval 1
+    assert run_evaluations(AnyMetricEarlyStopping(1, ["loss"]), [{"loss": 2.0}, {"loss": 1.0}, {"loss": 1.5}]) == 3
+
+
+def test_early_stopping_state_survives_a_checkpoint_and_names_missing_metrics():
+    callback = AnyMetricEarlyStopping(2, ["macro_f1"])
+    run_evaluations(callback, [{"macro_f1": 0.8}, {"macro_f1": 0.7}])
+    restored = AnyMetricEarlyStopping.from_state(json.loads(json.dumps(callback.state())))
+    assert run_evaluations(restored, [{"macro_f1": 0.75}]) == 1  # second evaluation without a gain
+    with pytest.raises(ValueError, match="eval_micro_f1 not among the evaluation metrics"):
+        run_evaluations(AnyMetricEarlyStopping(2, ["micro_f1"]), [{"macro_f1": 0.8}])
