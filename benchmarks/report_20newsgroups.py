@@ -131,16 +131,15 @@ def plot(rows: list[Row], output_dir: Path) -> list[Path]:
     paths = []
 
     figure, (bce_ax, tla_ax) = plt.subplots(1, 2, figsize=(11, 4))
-    for row in neural + [row for row in rows if row.ablation]:
+    for index, row in enumerate(neural + [row for row in rows if row.ablation]):
         history = [entry for entry in row.runs[0].get("log_history", []) if "loss_bce" in entry]
         steps = [entry["step"] for entry in history]
-        style = "-" if not row.ablation else ":"
-        if not row.ablation:
-            bce_ax.plot(steps, [entry["loss_bce"] for entry in history], style, label=row.name)
+        style = {"linestyle": ":" if row.ablation else "-", "color": f"C{index % 10}", "label": row.name}
+        bce_ax.plot(steps, [entry["loss_bce"] for entry in history], **style)
         if any(entry.get("loss_tla") for entry in history):
-            tla_ax.plot(steps, [entry["loss_tla"] for entry in history], style, label=row.name)
+            tla_ax.plot(steps, [entry["loss_tla"] for entry in history], **style)
     bce_ax.set(title="BCE part of the training loss", xlabel="step", ylabel="loss", yscale="log")
-    tla_ax.set(title="TLA part of the training loss", xlabel="step", ylabel="loss")
+    tla_ax.set(title="TLA part (not comparable across τ or mining)", xlabel="step", ylabel="loss")
     for ax in (bce_ax, tla_ax):
         ax.legend(fontsize=7)
     paths.append(_save(figure, output_dir / "20newsgroups_learning_curves.png"))
