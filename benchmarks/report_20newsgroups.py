@@ -23,20 +23,14 @@ VARIANT_NAMES = {
     "htla": "HTLA (graph, BCE + TLA)",
 }
 ABLATIONS = {"negative_mining": "mining", "tla_temperature": "τ", "tla_weight": "λ", "graph_learning_rate": "graph lr"}
-COLUMNS = [  # (header, result key without the split prefix, scale)
-    ("Micro-F1", "micro_f1", 100),
-    ("Macro-F1", "macro_f1", 100),
-    ("L1 Macro", "level_1_macro_f1", 100),
-    ("L2 Macro", "level_2_macro_f1", 100),
-    ("L3 Macro", "level_3_macro_f1", 100),
-    ("P1", "p1_macro_f1", 100),
-    ("P2", "p2_macro_f1", 100),
-    ("P3", "p3_macro_f1", 100),
-    ("P4", "p4_macro_f1", 100),
-    ("P5", "p5_macro_f1", 100),
-    ("Hier. F1", "hierarchical_f1", 100),
-    ("Consistent %", "consistency_rate", 100),
-]
+COLUMNS = {  # header: results key without the split prefix; all are fractions, shown in percent
+    "Micro-F1": "micro_f1",
+    "Macro-F1": "macro_f1",
+    **{f"L{level} Macro": f"level_{level}_macro_f1" for level in (1, 2, 3)},
+    **{f"P{group}": f"p{group}_macro_f1" for group in range(1, 6)},
+    "Hier. F1": "hierarchical_f1",
+    "Consistent %": "consistency_rate",
+}
 
 
 @dataclass
@@ -87,11 +81,11 @@ def load_rows(results_dir: Path) -> list[Row]:
 
 def markdown_table(rows: list[Row], split: str = "predict") -> str:
     """Test (or validation, `split="eval"`) figures, one line per setting, plus seeds and training minutes."""
-    header = ["Setting", "Seeds", *(title for title, _, _ in COLUMNS), "Train min"]
+    header = ["Setting", "Seeds", *COLUMNS, "Train min"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
         cells = [row.name, ", ".join(map(str, row.seeds))]
-        cells += [_cell([value * scale for value in row.values(f"{split}_{key}")]) for _, key, scale in COLUMNS]
+        cells += [_cell([value * 100 for value in row.values(f"{split}_{key}")]) for key in COLUMNS.values()]
         cells.append(_cell([seconds / 60 for seconds in row.values("train_runtime")]))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
