@@ -12,6 +12,7 @@ GRAPH_ATTENTION = ("auto", "dense", "sparse")
 SPARSE_GRAPH_ABOVE = 2048
 DENSE_GRAPH_LIMIT = 4096
 POOLING = ("cls", "mean")
+FUSION = ("add", "dot")
 
 
 class HTLAConfig(PretrainedConfig):
@@ -34,6 +35,13 @@ class HTLAConfig(PretrainedConfig):
             better for encoders trained for sentence embeddings such as all-MiniLM-L6-v2).
         classifier_dropout (`float`, *optional*, defaults to 0.1):
             Dropout on the text feature.
+        fusion (`str`, *optional*, defaults to `"add"`):
+            How text and label features meet in the head. `"add"` is the paper's: `logit_ij = w_j·(h_i + f_j) + b_j`
+            with one shared linear classifier. Algebraically this is `w_j·h_i + (w_j·f_j + b_j)`: at inference the
+            label feature only shifts each label's bias, so the model is a flat linear classifier and the label
+            graph shapes predictions only through what TLA does to the text encoder in training. `"dot"` makes the
+            label features the classifier: `logit_ij = s·cos(h_i, f_j) + b_j` with a learned scale `s` (started at
+            `1 / tla_temperature`, the scale TLA gives the same cosines), so the graph acts at inference too.
         use_graph_encoder (`bool`, *optional*, defaults to `True`):
             `False` gives the flat baseline (the paper's "BERT"): a linear classifier on the text feature.
         graph_num_layers (`int`, *optional*, defaults to 1):
@@ -74,6 +82,7 @@ class HTLAConfig(PretrainedConfig):
         taxonomy: dict | None = None,
         label_name_ids: list[list[int]] | None = None,
         pooling: str = "cls",
+        fusion: str = "add",
         classifier_dropout: float = 0.1,
         use_graph_encoder: bool = True,
         graph_num_layers: int = 1,
@@ -108,6 +117,8 @@ class HTLAConfig(PretrainedConfig):
 
         if pooling not in POOLING:
             raise ValueError(f"pooling must be one of {POOLING}, got {pooling!r}")
+        if fusion not in FUSION:
+            raise ValueError(f"fusion must be one of {FUSION}, got {fusion!r}")
         if negative_mining not in NEGATIVE_MINING:
             raise ValueError(f"negative_mining must be one of {NEGATIVE_MINING}, got {negative_mining!r}")
         if tla_temperature is None or tla_temperature <= 0:
@@ -136,6 +147,7 @@ class HTLAConfig(PretrainedConfig):
                 f"hidden size {text_config.hidden_size} is not divisible by graph_num_heads {heads}"
             )
         self.pooling = pooling
+        self.fusion = fusion
         self.classifier_dropout = classifier_dropout
         self.use_graph_encoder = use_graph_encoder
         self.graph_num_layers = graph_num_layers

@@ -59,6 +59,11 @@ class ModelArguments:
         default="mean",
         metadata={"help": "Text feature: 'cls' (the paper's [CLS] vector) or 'mean' (suits sentence-embedding encoders such as the default)."},
     )
+    fusion: str = field(
+        default="add",
+        metadata={"help": "'add' (the paper: w_j·(h_i + f_j) + b_j, a flat classifier at inference) or 'dot' (scaled "
+                  "cosine of text and label features: the label graph acts at inference)."},
+    )
     use_graph_encoder: bool = field(default=True, metadata={"help": "False: flat classifier (the paper's 'BERT')."})
     use_tla: bool = field(default=True, metadata={"help": "False: BCE only (the paper's 'BERT-GPTrans')."})
     tla_weight: float = field(default=1.0, metadata={"help": "λ in BCE + λ·TLA."})
@@ -255,6 +260,7 @@ def build_model(model_args, taxonomy: Taxonomy, checkpoint: bool) -> tuple[HTLAM
         encoder,
         taxonomy=taxonomy,
         pooling=model_args.pooling,
+        fusion=model_args.fusion,
         use_graph_encoder=model_args.use_graph_encoder,
         use_tla=model_args.use_tla,
         tla_weight=model_args.tla_weight,

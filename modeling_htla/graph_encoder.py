@@ -85,7 +85,18 @@ def segment_softmax(scores: torch.Tensor, segments: torch.Tensor, num_segments: 
 
 
 class GraphPropagationAttention(nn.Module):
-    """Node-to-node attention biased by edges, node-to-edge update, and edge-to-node aggregation."""
+    """Graph Propagation Attention (GPTrans, Chen et al., IJCAI 2023), as in the HTLA authors' code.
+
+    Per head, with `S_ij = q_i·k_j/√d + Reduce(E_ij)` and `A_ij = softmax_j(S_ij)`:
+
+    - node-to-node: `Σ_j A_ij v_j`;
+    - node-to-edge: `E'_ij = Expand(S_ij + A_ij)` (`Reduce`: edge_dim → heads, `Expand`: heads → edge_dim);
+    - edge-to-node: per edge channel c, `w_ijc = softmax_j(E'_ijc)`, and node i receives `FC(Σ_j w_ijc E'_ijc)`
+      (`FC`: edge_dim → hidden), added to the node-to-node output before the output projection.
+
+    Returns the node update and `E + E'` for the next layer: the residual on the edges is GPTrans' block-level
+    residual, kept so that the tree-distance and path features reach every layer, not only the first.
+    """
 
     def __init__(self, config: HTLAConfig):
         super().__init__()
@@ -93,9 +104,9 @@ class GraphPropagationAttention(nn.Module):
         self.num_heads = config.graph_num_heads
         self.head_dim = hidden // self.num_heads
         self.qkv = nn.Linear(hidden, 3 * hidden)
-        self.edge_bias = nn.Linear(config.edge_dim, self.num_heads)  # edge -> one scalar per head
-        self.edge_update = nn.Linear(2 * self.num_heads, config.edge_dim)  # (scores, attention) -> edge
-        self.edge_gate = nn.Linear(config.edge_dim, self.num_heads)  # edge -> aggregation weights
+        self.reduce = nn.Linear(config.edge_dim, self.num_heads)  # edge -> attention bias per head
+        self.expand = nn.Linear(self.num_heads, config.edge_dim)  # scores + attention -> edge update
+        self.edge_to_node = nn.Linear(config.edge_dim, hidden)  # FC
         self.out = nn.Linear(hidden, hidden)
         self.dropout = nn.Dropout(config.graph_dropout)
 
@@ -105,26 +116,25 @@ class GraphPropagationAttention(nn.Module):
         n, hidden = nodes.shape
         q, k, v = self.qkv(nodes).view(n, 3, self.num_heads, self.head_dim).permute(1, 2, 0, 3)  # 3 x [h, L, d]
         scores = q @ k.transpose(-1, -2) / math.sqrt(self.head_dim)  # [h, L, L]
-        scores = scores + self.edge_bias(edges).permute(2, 0, 1)
+        scores = scores + self.reduce(edges).permute(2, 0, 1)
         attention = self.dropout(scores.softmax(-1))
-        node_to_node = attention @ v  # [h, L, d]
-        edges = edges + self.edge_update(torch.cat([scores, attention], 0).permute(1, 2, 0))  # [L, L, E]
-        gate = self.edge_gate(edges).permute(2, 0, 1).softmax(-1)  # [h, L, L]
-        edge_to_node = self.dropout(gate) @ v
-        merged = (node_to_node + edge_to_node).transpose(0, 1).reshape(n, hidden)
-        return self.out(merged), edges
+        node_to_node = (attention @ v).transpose(0, 1).reshape(n, hidden)  # [L, H]
+        update = self.expand((scores + attention).permute(1, 2, 0))  # E' [L, L, E]
+        weights = update.softmax(1)  # over j, per channel
+        edge_to_node = self.edge_to_node((weights * update).sum(1))  # [L, H]
+        return self.out(node_to_node + edge_to_node), edges + update
 
     def _sparse(self, nodes, edges, source, target):
-        """The same propagation over the listed pairs only: softmaxes run over each source's neighbours."""
+        """The same propagation over the listed pairs (i = `source`, j = `target`): softmaxes and sums run over
+        each source's neighbours."""
         n, hidden = nodes.shape
         q, k, v = self.qkv(nodes).view(n, 3, self.num_heads, self.head_dim).unbind(1)  # 3 x [L, h, d]
-        scores = (q[source] * k[target]).sum(-1) / math.sqrt(self.head_dim) + self.edge_bias(edges)  # [P, h]
+        scores = (q[source] * k[target]).sum(-1) / math.sqrt(self.head_dim) + self.reduce(edges)  # [P, h]
         attention = self.dropout(segment_softmax(scores, source, n))
-        edges = edges + self.edge_update(torch.cat([scores, attention], -1))  # [P, E]
-        gate = self.dropout(segment_softmax(self.edge_gate(edges), source, n))  # [P, h]
-        # node-to-node and edge-to-node aggregation share the gathered values: sum_j (a_ij + g_ij) v_j
-        merged = torch.zeros_like(q).index_add(0, source, (attention + gate).unsqueeze(-1) * v[target])
-        return self.out(merged.reshape(n, hidden)), edges
+        node_to_node = torch.zeros_like(q).index_add(0, source, attention.unsqueeze(-1) * v[target])  # [L, h, d]
+        update = self.expand(scores + attention)  # E' [P, E]
+        pooled = update.new_zeros(n, update.shape[1]).index_add(0, source, segment_softmax(update, source, n) * update)
+        return self.out(node_to_node.reshape(n, hidden) + self.edge_to_node(pooled)), edges + update  # [L, H], [P, E]
 
 
 class GPTransLayer(nn.Module):

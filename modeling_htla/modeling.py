@@ -1,16 +1,19 @@
-"""HTLA: text encoder + GPTrans label encoder, fused by addition and scored by one shared linear classifier."""
+"""HTLA: text encoder + GPTrans label encoder, fused by addition and scored by one shared linear classifier (the
+paper), or scored by the scaled cosine between text and label features (`fusion="dot"`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import json
+import math
 import os
 import shutil
 import tempfile
 
 import torch
 from safetensors import safe_open
+import torch.nn.functional as F
 from torch import nn
 from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedModel
 from transformers.utils import ModelOutput
@@ -80,6 +83,22 @@ class HTLAPreTrainedModel(PreTrainedModel):
             shutil.rmtree(staging, ignore_errors=True)
 
 
+class CosineLabelHead(nn.Module):
+    """`fusion="dot"`: `logit_ij = s·cos(h_i, f_j) + b_j`, the label features acting as the classifier weights.
+
+    The scale `s = exp(logit_scale)` is learned, started at `1 / tla_temperature`; `bias` is `b` (`[L]`).
+    """
+
+    def __init__(self, config: HTLAConfig):
+        super().__init__()
+        self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / config.tla_temperature)))
+        self.bias = nn.Parameter(torch.zeros(config.num_labels))
+
+    def forward(self, text: torch.Tensor, label_features: torch.Tensor) -> torch.Tensor:
+        similarity = F.normalize(text, dim=-1) @ F.normalize(label_features, dim=-1).T  # [B, L]
+        return self.logit_scale.exp() * similarity + self.bias
+
+
 class HTLAModel(HTLAPreTrainedModel):
     """Hierarchical text classifier with Text-Label Alignment (Kumar & Toshniwal, ECML-PKDD 2024)."""
 
@@ -88,7 +107,10 @@ class HTLAModel(HTLAPreTrainedModel):
         self.text_encoder = _encoder_from_config(config.text_config)
         self.dropout = nn.Dropout(config.classifier_dropout)
         self.graph_encoder = LabelGraphEncoder(config) if config.use_graph_encoder else None
-        self.classifier = nn.Linear(config.hidden_size, config.num_labels)  # shared over labels: w_j, b_j
+        if config.use_graph_encoder and config.fusion == "dot":
+            self.classifier = CosineLabelHead(config)
+        else:
+            self.classifier = nn.Linear(config.hidden_size, config.num_labels)  # shared over labels: w_j, b_j
         self._label_cache: tuple[tuple, torch.Tensor] | None = None
         self.post_init()
 
@@ -188,10 +210,13 @@ class HTLAModel(HTLAPreTrainedModel):
         if self.graph_encoder is None:
             label_features = None
             logits = self.classifier(text)
+        elif self.config.fusion == "dot":
+            label_features = self.label_features()  # [L, H]
+            logits = self.classifier(text, label_features)
         else:
             label_features = self.label_features()  # [L, H]
             weight = self.classifier.weight  # [L, H]
-            # logit_ij = w_j · (h_i + f_j) + b_j = (h W^T)_ij + <w_j, f_j> + b_j
+            # logit_ij = w_j · (h_i + f_j) + b_j = (h W^T)_ij + <w_j, f_j> + b_j: a flat classifier with a shifted bias
             logits = self.classifier(text) + (weight * label_features).sum(-1)
         loss = bce = tla = None
         if labels is not None:
@@ -224,7 +249,7 @@ def check_checkpoint_folder(folder: str) -> None:
     except Exception as err:  # safetensors raises its own error types for damaged files
         raise ValueError(f"{weights}: damaged or truncated safetensors file ({err})") from None
     num_labels = len((config.get("taxonomy") or {}).get("labels", []))
-    classifier = shapes.get("classifier.weight")
+    classifier = shapes.get("classifier.bias")  # [L] for both heads
     if classifier is not None and classifier[0] != num_labels:
         raise ValueError(
             f"{config_file}: taxonomy has {num_labels} labels but {weights} holds a classifier for {classifier[0]}"

@@ -32,6 +32,44 @@ def test_vectorized_fusion_equals_pairwise_linear(small_taxonomy):
     assert (out.logits - expected).abs().max() <= 1e-5
 
 
+def test_add_fusion_is_a_flat_classifier_with_shifted_bias(small_taxonomy):
+    """The paper's algebra: w_j·(h_i + f_j) + b_j = w_j·h_i + (b_j + w_j·f_j), a flat linear head at inference."""
+    model = make_model(small_taxonomy).eval()
+    input_ids, mask, _ = batch(small_taxonomy, [["a11"], ["b1"], []])
+    with torch.no_grad():
+        out = model(input_ids=input_ids, attention_mask=mask)
+        weight, bias = model.classifier.weight, model.classifier.bias
+        flat = torch.nn.Linear(weight.shape[1], weight.shape[0])
+        flat.weight.copy_(weight)
+        flat.bias.copy_(bias + (weight * out.label_embeds).sum(-1))
+        assert (out.logits - flat(out.text_embeds)).abs().max() <= 1e-5
+
+
+def test_dot_fusion_scores_the_scaled_cosine_and_trains_the_graph(small_taxonomy):
+    model = make_model(small_taxonomy, fusion="dot", tla_temperature=0.1)
+    assert not hasattr(model.classifier, "weight")  # the label features are the classifier
+    assert torch.isclose(model.classifier.logit_scale.exp(), torch.tensor(10.0))
+    input_ids, mask, labels = batch(small_taxonomy, [["a11"], ["b1"], ["a2"]])
+    model.eval()
+    out = model(input_ids=input_ids, attention_mask=mask, labels=labels)
+    h, f = out.text_embeds, out.label_embeds
+    expected = torch.empty_like(out.logits)
+    for i in range(h.shape[0]):
+        for j in range(f.shape[0]):
+            cos = (h[i] @ f[j]) / (h[i].norm() * f[j].norm())
+            expected[i, j] = model.classifier.logit_scale.exp() * cos + model.classifier.bias[j]
+    assert (out.logits - expected).abs().max() <= 1e-5
+    # The label graph acts at inference: the BCE part alone moves the graph encoder.
+    model.zero_grad()
+    torch.nn.functional.binary_cross_entropy_with_logits(out.logits, labels.float()).backward()
+    assert model.graph_encoder.layers[0].attention.qkv.weight.grad.abs().sum() > 0
+
+
+def test_unknown_fusion_is_refused(small_taxonomy):
+    with pytest.raises(ValueError, match="fusion must be one of"):
+        make_model(small_taxonomy, fusion="concat")
+
+
 # ---------------------------------------------------------------- TLA loss
 
 
@@ -195,8 +233,9 @@ def test_label_features_cached_in_eval_and_dropped_on_train_or_load(small_taxono
 # ---------------------------------------------------------------- save/load and training
 
 
-def test_save_load_round_trip_gives_identical_logits(small_taxonomy, tmp_path):
-    model = make_model(small_taxonomy, tla_temperature=0.1).eval()
+@pytest.mark.parametrize("fusion", ["add", "dot"])
+def test_save_load_round_trip_gives_identical_logits(small_taxonomy, tmp_path, fusion):
+    model = make_model(small_taxonomy, tla_temperature=0.1, fusion=fusion).eval()
     input_ids, mask, _ = batch(small_taxonomy, [["a11"], ["b1"], ["a2"]])
     with torch.no_grad():
         before = model(input_ids=input_ids, attention_mask=mask).logits
@@ -205,7 +244,8 @@ def test_save_load_round_trip_gives_identical_logits(small_taxonomy, tmp_path):
     assert (tmp_path / "modeling_htla.py").exists() and (tmp_path / "configuration_htla.py").exists()
     assert "auto_map" in (tmp_path / "config.json").read_text()
     loaded = HTLAModel.from_pretrained(tmp_path).eval()
-    assert loaded.config.tla_temperature == 0.1 and loaded.taxonomy == small_taxonomy
+    assert loaded.config.tla_temperature == 0.1 and loaded.config.fusion == fusion
+    assert loaded.taxonomy == small_taxonomy
     with torch.no_grad():
         after = loaded(input_ids=input_ids, attention_mask=mask).logits
     assert torch.equal(before, after)
@@ -219,6 +259,8 @@ def test_save_load_round_trip_gives_identical_logits(small_taxonomy, tmp_path):
         {"use_tla": False, "use_graph_encoder": False},  # flat BERT
         {"negative_mining": "random"},
         {"negative_mining": "all", "pooling": "mean"},
+        {"fusion": "dot"},
+        {"fusion": "dot", "use_tla": False},
     ],
 )
 def test_variants_learn_a_separable_task(small_taxonomy, variant):
