@@ -22,7 +22,7 @@ VARIANT_NAMES = {
     "bce": "BERT-GPTrans (graph, BCE only)",
     "htla": "HTLA (graph, BCE + TLA)",
 }
-ABLATIONS = {"negative_mining": "mining", "tla_temperature": "τ", "tla_weight": "λ", "graph_learning_rate": "graph lr"}
+ABLATIONS = {"fusion": "fusion", "negative_mining": "mining", "tla_temperature": "τ", "tla_weight": "λ", "graph_learning_rate": "graph lr"}
 COLUMNS = {  # header: results key without the split prefix; all are fractions, shown in percent
     "Micro-F1": "micro_f1",
     "Macro-F1": "macro_f1",

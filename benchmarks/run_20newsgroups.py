@@ -7,6 +7,7 @@
     python benchmarks/run_20newsgroups.py --variant htla --tla_temperature 0.2
     python benchmarks/run_20newsgroups.py --variant htla --tla_weight 0.1
     python benchmarks/run_20newsgroups.py --variant htla --graph_learning_rate 1e-4
+    python benchmarks/run_20newsgroups.py --variant htla --fusion dot --graph_learning_rate 1e-3
 
 Arguments are those of examples/20newsgroups.yaml with the variant's overrides.
 """
@@ -39,12 +40,13 @@ def main() -> None:
     parser.add_argument("--tla_temperature", type=float, default=None)
     parser.add_argument("--tla_weight", type=float, default=None)
     parser.add_argument("--graph_learning_rate", type=float, default=None)
+    parser.add_argument("--fusion", choices=["add", "dot"], default=None)
     parser.add_argument("--config", type=Path, default=ROOT / "examples" / "20newsgroups.yaml")
     args = parser.parse_args()
     settings = yaml.safe_load(args.config.read_text())
     settings.update(VARIANTS[args.variant], seed=args.seed)
     name = f"20newsgroups_{args.variant}_seed{args.seed}"
-    for key in ("negative_mining", "tla_temperature", "tla_weight", "graph_learning_rate"):
+    for key in ("fusion", "negative_mining", "tla_temperature", "tla_weight", "graph_learning_rate"):
         if getattr(args, key) is not None:
             settings[key] = getattr(args, key)
             name += f"_{key}{getattr(args, key)}"
