@@ -1,4 +1,4 @@
-"""benchmarks/report_20newsgroups.py: seeds grouped into rows, Markdown tables, the three PNGs, a clear error."""
+"""benchmarks/report_quality.py: seeds grouped into rows, Markdown tables, the three PNGs, a clear error."""
 
 import importlib.util
 import json
@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def load_report():
-    spec = importlib.util.spec_from_file_location("report_20newsgroups", ROOT / "benchmarks" / "report_20newsgroups.py")
+    spec = importlib.util.spec_from_file_location("report_quality", ROOT / "benchmarks" / "report_quality.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)

@@ -1,8 +1,10 @@
-"""20 Newsgroups report: the README tables and plots from the rows saved in benchmarks/results/.
+"""Quality report: the README tables and plots from the rows saved in benchmarks/results/.
 
-    python benchmarks/report_20newsgroups.py
+    python benchmarks/report_quality.py
 
-Reads every `20newsgroups_*.json` written by `run_20newsgroups.py` (and the TF-IDF row), groups the seeds of one
+    python benchmarks/report_quality.py --dataset icd10cm   # the embedded ICD-10-CM runs, tables only
+
+Reads every `<dataset>_*.json` written by `run_quality.py` (and the TF-IDF row), groups the seeds of one
 setting into one row (mean, and the spread min–max when there are several seeds), prints Markdown tables of the
 test-set figures and writes three PNGs next to the results: learning curves, per-level F1 and per-frequency-group F1.
 """
@@ -22,7 +24,10 @@ VARIANT_NAMES = {
     "bce": "BERT-GPTrans (graph, BCE only)",
     "htla": "HTLA (graph, BCE + TLA)",
 }
-ABLATIONS = {"fusion": "fusion", "negative_mining": "mining", "tla_temperature": "τ", "tla_weight": "λ", "graph_learning_rate": "graph lr"}
+ABLATIONS = {
+    "fusion": "fusion", "negative_mining": "mining", "tla_temperature": "τ", "tla_weight": "λ",
+    "graph_learning_rate": "graph lr",
+}
 COLUMNS = {  # header: results key without the split prefix; all are fractions, shown in percent
     "Micro-F1": "micro_f1",
     "Macro-F1": "macro_f1",
@@ -64,12 +69,12 @@ def _cell(values: list[float]) -> str:
     return f"{statistics.mean(values):.2f} ({min(values):.2f}–{max(values):.2f})"
 
 
-def load_rows(results_dir: Path) -> list[Row]:
+def load_rows(results_dir: Path, dataset: str = "20newsgroups") -> list[Row]:
     """One `Row` per setting, in the order TF-IDF, flat, BCE-only, HTLA, then HTLA ablations."""
     rows: dict[tuple, Row] = {}
-    for path in sorted(results_dir.glob("20newsgroups_*.json")):
+    for path in sorted(results_dir.glob(f"{dataset}_*.json")):
         run = json.loads(path.read_text(encoding="utf-8"))
-        if run.get("benchmark") != "20newsgroups" or "results" not in run:
+        if run.get("benchmark") != dataset or "results" not in run:
             continue
         settings = run.get("settings", {})
         ablation = tuple((key, str(settings[key])) for key in ABLATIONS if key in settings)
@@ -160,18 +165,20 @@ def _save(figure, path: Path) -> Path:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", choices=["20newsgroups", "icd10cm"], default="20newsgroups")
     parser.add_argument("--results_dir", type=Path, default=RESULTS_DIR)
     parser.add_argument("--output_dir", type=Path, default=None, help="Where the PNGs go (default: results_dir).")
     args = parser.parse_args(argv)
-    rows = load_rows(args.results_dir)
+    rows = load_rows(args.results_dir, args.dataset)
     if not rows:
-        raise SystemExit(f"report_20newsgroups.py: error: no 20newsgroups_*.json results in {args.results_dir}")
-    print("Test set (7,532 posts):\n")
+        raise SystemExit(f"report_quality.py: error: no {args.dataset}_*.json results in {args.results_dir}")
+    print("Test set:\n")
     print(markdown_table(rows))
-    print("\nValidation set (1,130 posts):\n")
+    print("\nValidation set:\n")
     print(markdown_table(rows, split="eval"))
-    for path in plot(rows, args.output_dir or args.results_dir):
-        print(f"wrote {path}")
+    if args.dataset == "20newsgroups":
+        for path in plot(rows, args.output_dir or args.results_dir):
+            print(f"wrote {path}")
 
 
 if __name__ == "__main__":
