@@ -64,6 +64,11 @@ class HTLAConfig(PretrainedConfig):
             λ, the weight of TLA in `BCE + λ·TLA`.
         tla_temperature (`float`, *optional*, defaults to 0.07):
             τ, the temperature of the contrastive TLA loss; must be > 0.
+        tla_projection_dim (`int`, *optional*):
+            When set, TLA compares texts and labels through a shared two-layer projection head (Linear-ReLU-Linear,
+            `hidden → hidden → tla_projection_dim`, as in SimCLR and behind a flag in the HTLA authors' code) instead
+            of the features themselves (the paper), so that the contrastive geometry does not constrain the features
+            the classifier reads. The head is used in training only.
         negative_mining (`str`, *optional*, defaults to `"hard"`):
             Negatives of TLA: `"hard"` (most similar non-gold labels), `"random"` or `"all"` (every non-gold label).
         num_negatives (`int`, *optional*):
@@ -94,6 +99,7 @@ class HTLAConfig(PretrainedConfig):
         use_tla: bool = True,
         tla_weight: float = 1.0,
         tla_temperature: float = 0.07,
+        tla_projection_dim: int | None = None,
         negative_mining: str = "hard",
         num_negatives: int | None = None,
         initializer_range: float = 0.02,
@@ -137,6 +143,8 @@ class HTLAConfig(PretrainedConfig):
             )
         if graph_num_layers < 1:
             raise ValueError(f"graph_num_layers must be >= 1, got {graph_num_layers}")
+        if tla_projection_dim is not None and tla_projection_dim < 1:
+            raise ValueError(f"tla_projection_dim must be >= 1 or None, got {tla_projection_dim}")
         if num_negatives is not None and num_negatives < 1:
             raise ValueError(f"num_negatives must be >= 1 or None, got {num_negatives}")
         if use_tla and not use_graph_encoder:
@@ -159,6 +167,7 @@ class HTLAConfig(PretrainedConfig):
         self.use_tla = use_tla
         self.tla_weight = tla_weight
         self.tla_temperature = tla_temperature
+        self.tla_projection_dim = tla_projection_dim
         self.negative_mining = negative_mining
         self.num_negatives = num_negatives
         self.initializer_range = initializer_range

@@ -68,6 +68,9 @@ class ModelArguments:
     use_tla: bool = field(default=True, metadata={"help": "False: BCE only (the paper's 'BERT-GPTrans')."})
     tla_weight: float = field(default=1.0, metadata={"help": "λ in BCE + λ·TLA."})
     tla_temperature: float = field(default=0.07, metadata={"help": "τ of the TLA loss."})
+    tla_projection_dim: int | None = field(
+        default=None, metadata={"help": "Compare texts and labels in TLA through a projection head of this size."}
+    )
     negative_mining: str = field(default="hard", metadata={"help": "'hard', 'random' or 'all'."})
     num_negatives: int | None = field(default=None, metadata={"help": "Negatives per text (default: its number of gold labels)."})
     graph_num_layers: int = field(default=1, metadata={"help": "GPTrans layers."})
@@ -265,6 +268,7 @@ def build_model(model_args, taxonomy: Taxonomy, checkpoint: bool) -> tuple[HTLAM
         use_tla=model_args.use_tla,
         tla_weight=model_args.tla_weight,
         tla_temperature=model_args.tla_temperature,
+        tla_projection_dim=model_args.tla_projection_dim,
         negative_mining=model_args.negative_mining,
         num_negatives=model_args.num_negatives,
         graph_num_layers=model_args.graph_num_layers,

@@ -111,6 +111,12 @@ class HTLAModel(HTLAPreTrainedModel):
             self.classifier = CosineLabelHead(config)
         else:
             self.classifier = nn.Linear(config.hidden_size, config.num_labels)  # shared over labels: w_j, b_j
+        self.tla_projection = None
+        if config.use_tla and config.tla_projection_dim:
+            hidden = config.hidden_size
+            self.tla_projection = nn.Sequential(
+                nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, config.tla_projection_dim)
+            )
         self._label_cache: tuple[tuple, torch.Tensor] | None = None
         self.post_init()
 
@@ -220,7 +226,10 @@ class HTLAModel(HTLAPreTrainedModel):
             logits = self.classifier(text) + (weight * label_features).sum(-1)
         loss = bce = tla = None
         if labels is not None:
-            loss, bce, tla = htla_loss(logits, labels, text, label_features, self.config)
+            tla_text, tla_labels = text, label_features
+            if self.tla_projection is not None:
+                tla_text, tla_labels = self.tla_projection(text), self.tla_projection(label_features)
+            loss, bce, tla = htla_loss(logits, labels, tla_text, tla_labels, self.config)
         output = HTLAOutput(
             loss=loss, logits=logits, bce_loss=bce, tla_loss=tla, text_embeds=text, label_embeds=label_features
         )

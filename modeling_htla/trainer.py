@@ -12,7 +12,6 @@ from transformers import Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_callback import ExportableState
 from transformers.integrations.integration_utils import is_tensorboard_available
 
-from .loss import htla_loss
 
 
 @dataclass
@@ -59,15 +58,11 @@ class HTLATrainer(Trainer):
         self._loss_parts: list[torch.Tensor] = []
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        inputs = dict(inputs)
-        labels = inputs.pop("labels")
-        outputs = model(**inputs)
-        config = self.accelerator.unwrap_model(model).config
-        loss, bce, tla = htla_loss(outputs.logits, labels, outputs.text_embeds, outputs.label_embeds, config)
+        """The model's own `BCE + λ·TLA` (it computes the loss once, given `labels`), with its parts kept for logging."""
+        outputs = model(**inputs, return_dict=True)
         if model.training:
-            self._loss_parts.append(torch.stack([bce.detach(), tla.detach()]))
-        outputs["loss"], outputs["bce_loss"], outputs["tla_loss"] = loss, bce, tla
-        return (loss, outputs) if return_outputs else loss
+            self._loss_parts.append(torch.stack([outputs.bce_loss.detach(), outputs.tla_loss.detach()]))
+        return (outputs.loss, outputs) if return_outputs else outputs.loss
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         """Add the mean BCE and TLA parts since the last training log."""

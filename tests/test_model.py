@@ -65,6 +65,19 @@ def test_dot_fusion_scores_the_scaled_cosine_and_trains_the_graph(small_taxonomy
     assert model.graph_encoder.layers[0].attention.qkv.weight.grad.abs().sum() > 0
 
 
+def test_tla_through_a_projection_head(small_taxonomy):
+    model = make_model(small_taxonomy, tla_projection_dim=8, tla_weight=0.5).train()
+    input_ids, mask, labels = batch(small_taxonomy, [["a11"], ["b1"], ["a2"]])
+    torch.manual_seed(0)
+    out = model(input_ids=input_ids, attention_mask=mask, labels=labels)
+    projected = tla_loss(model.tla_projection(out.text_embeds), model.tla_projection(out.label_embeds), labels)
+    assert torch.isclose(out.tla_loss, projected) and torch.isclose(out.loss, out.bce_loss + 0.5 * projected)
+    assert not torch.isclose(out.tla_loss, tla_loss(out.text_embeds, out.label_embeds, labels))
+    out.loss.backward()
+    assert all(p.grad.abs().sum() > 0 for p in model.tla_projection.parameters())
+    assert make_model(small_taxonomy, tla_projection_dim=8, use_tla=False).tla_projection is None
+
+
 def test_unknown_fusion_is_refused(small_taxonomy):
     with pytest.raises(ValueError, match="fusion must be one of"):
         make_model(small_taxonomy, fusion="concat")
@@ -261,6 +274,7 @@ def test_save_load_round_trip_gives_identical_logits(small_taxonomy, tmp_path, f
         {"negative_mining": "all", "pooling": "mean"},
         {"fusion": "dot"},
         {"fusion": "dot", "use_tla": False},
+        {"tla_projection_dim": 16},
     ],
 )
 def test_variants_learn_a_separable_task(small_taxonomy, variant):
