@@ -23,10 +23,11 @@ VARIANT_NAMES = {
     "flat": "Flat (MiniLM, mean pooling, linear head)",
     "bce": "BERT-GPTrans (graph, BCE only)",
     "htla": "HTLA (graph, BCE + TLA)",
+    "recommended": "HTLA, recommended configuration",
 }
 ABLATIONS = {
     "fusion": "fusion", "negative_mining": "mining", "tla_temperature": "τ", "tla_weight": "λ",
-    "graph_learning_rate": "graph lr",
+    "graph_learning_rate": "graph lr", "tla_projection_dim": "TLA projection",
 }
 COLUMNS = {  # header: results key without the split prefix; all are fractions, shown in percent
     "Micro-F1": "micro_f1",
@@ -52,6 +53,11 @@ class Row:
         return VARIANT_NAMES.get(self.variant, self.variant) + (f" [{overrides}]" if overrides else "")
 
     @property
+    def is_ablation(self) -> bool:
+        """A variant run with changed settings (the recommended configuration is a setting of its own)."""
+        return bool(self.ablation) and self.variant != "recommended"
+
+    @property
     def seeds(self) -> list:
         return [run["settings"].get("seed", "-") for run in self.runs]
 
@@ -70,7 +76,7 @@ def _cell(values: list[float]) -> str:
 
 
 def load_rows(results_dir: Path, dataset: str = "20newsgroups") -> list[Row]:
-    """One `Row` per setting, in the order TF-IDF, flat, BCE-only, HTLA, then HTLA ablations."""
+    """One `Row` per setting, in the order TF-IDF, flat, BCE-only, HTLA, recommended HTLA, then the ablations."""
     rows: dict[tuple, Row] = {}
     for path in sorted(results_dir.glob(f"{dataset}_*.json")):
         run = json.loads(path.read_text(encoding="utf-8"))
@@ -81,7 +87,9 @@ def load_rows(results_dir: Path, dataset: str = "20newsgroups") -> list[Row]:
         key = (run["variant"], ablation)
         rows.setdefault(key, Row(run["variant"], ablation)).runs.append(run)
     order = list(VARIANT_NAMES)
-    return sorted(rows.values(), key=lambda row: (order.index(row.variant) if row.variant in order else 99, row.ablation))
+    return sorted(rows.values(), key=lambda row: (
+        row.is_ablation, order.index(row.variant) if row.variant in order else 99, row.ablation
+    ))
 
 
 def markdown_table(rows: list[Row], split: str = "predict") -> str:
@@ -125,15 +133,15 @@ def plot(rows: list[Row], output_dir: Path) -> list[Path]:
     import matplotlib.pyplot as plt
 
     output_dir.mkdir(parents=True, exist_ok=True)
-    main = [row for row in rows if not row.ablation]
+    main = [row for row in rows if not row.is_ablation]
     neural = [row for row in main if any(run.get("log_history") for run in row.runs)]
     paths = []
 
     figure, (bce_ax, tla_ax) = plt.subplots(1, 2, figsize=(11, 4))
-    for index, row in enumerate(neural + [row for row in rows if row.ablation]):
+    for index, row in enumerate(neural + [row for row in rows if row.is_ablation]):
         history = [entry for entry in row.runs[0].get("log_history", []) if "loss_bce" in entry]
         steps = [entry["step"] for entry in history]
-        style = {"linestyle": ":" if row.ablation else "-", "color": f"C{index % 10}", "label": row.name}
+        style = {"linestyle": ":" if row.is_ablation else "-", "color": f"C{index % 10}", "label": row.name}
         bce_ax.plot(steps, [entry["loss_bce"] for entry in history], **style)
         if any(entry.get("loss_tla") for entry in history):
             tla_ax.plot(steps, [entry["loss_tla"] for entry in history], **style)
@@ -143,7 +151,7 @@ def plot(rows: list[Row], output_dir: Path) -> list[Path]:
         ax.legend(fontsize=7)
     paths.append(_save(figure, output_dir / "20newsgroups_learning_curves.png"))
 
-    compared = [row for row in main if row.variant in ("tfidf", "flat", "htla", "bce")]
+    compared = [row for row in main if row.variant in ("tfidf", "flat", "htla", "recommended")]
     figure, ax = plt.subplots(figsize=(8, 4))
     _bars(ax, compared, ["macro_f1", "level_1_macro_f1", "level_2_macro_f1", "level_3_macro_f1"],
           ["all 34", "level 1", "level 2", "level 3"], "Macro-F1 per level (test)")

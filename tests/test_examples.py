@@ -50,3 +50,35 @@ def test_paper_config_runs_and_stops_early(name, encoder_dir, tmp_path):
     assert state["epoch"] == 2.0
     assert json.loads((out / "config.json").read_text())["graph_num_layers"] == 1
     assert 0.0 <= read_json(out / "predict_results.json")["predict_macro_f1"] <= 1.0
+
+
+BUDGET = ("num_train_epochs", "max_seq_length", "per_device_train_batch_size", "learning_rate", "head_learning_rate",
+          "warmup_steps", "seed", "pooling", "train_file", "validation_file", "test_file", "skip_empty_texts")
+
+
+def test_20newsgroups_configs_compare_at_one_budget():
+    """The paper's HTLA, the recommended HTLA and the flat classifier differ in the model only, never in the budget."""
+    configs = {name: yaml.safe_load((ROOT / "examples" / f"{name}.yaml").read_text())
+               for name in ("20newsgroups", "20newsgroups_recommended", "20newsgroups_flat")}
+    budgets = {name: {key: settings.get(key) for key in BUDGET} for name, settings in configs.items()}
+    assert budgets["20newsgroups"] == budgets["20newsgroups_recommended"] == budgets["20newsgroups_flat"]
+    assert configs["20newsgroups_flat"]["use_graph_encoder"] is False
+    assert configs["20newsgroups"].get("fusion", "add") == "add" and configs["20newsgroups_recommended"]["fusion"] == "dot"
+
+
+@pytest.mark.parametrize("name", ["20newsgroups", "20newsgroups_recommended", "20newsgroups_flat"])
+def test_20newsgroups_config_runs_as_written(name, encoder_dir, data_dir, tmp_path):
+    """Each config, with only its data, encoder and run length swapped for tiny stand-ins, trains and predicts."""
+    settings = yaml.safe_load((ROOT / "examples" / f"{name}.yaml").read_text())
+    settings.update({key: str(data_dir / file) for key, file in (
+        ("train_file", "train.jsonl"), ("validation_file", "validation.jsonl"), ("test_file", "test.jsonl"),
+        ("taxonomy_file", "labels.taxonomy"))})
+    settings.update(model_name_or_path=encoder_dir, output_dir=str(tmp_path / "out"), max_steps=2, max_seq_length=16,
+                    warmup_steps=0, report_to="none")
+    config_file = tmp_path / f"{name}.yaml"
+    config_file.write_text(yaml.safe_dump(settings), encoding="utf-8")
+    run_script([str(config_file)])
+    config = read_json(tmp_path / "out" / "config.json")
+    assert (config["use_graph_encoder"], config["fusion"]) == (
+        {"20newsgroups_flat": (False, "add"), "20newsgroups_recommended": (True, "dot")}.get(name, (True, "add")))
+    assert 0.0 <= read_json(tmp_path / "out" / "predict_results.json")["predict_macro_f1"] <= 1.0
