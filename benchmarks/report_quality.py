@@ -54,8 +54,8 @@ class Row:
 
     @property
     def is_ablation(self) -> bool:
-        """A variant run with changed settings (the recommended configuration is a setting of its own)."""
-        return bool(self.ablation) and self.variant != "recommended"
+        """A variant run with changed settings."""
+        return bool(self.ablation)
 
     @property
     def seeds(self) -> list:
@@ -83,7 +83,9 @@ def load_rows(results_dir: Path, dataset: str = "20newsgroups") -> list[Row]:
         if run.get("benchmark") != dataset or "results" not in run:
             continue
         settings = run.get("settings", {})
-        ablation = tuple((key, str(settings[key])) for key in ABLATIONS if key in settings)
+        # The recommended row's own settings are not an ablation of it; only the flags given on top of it are.
+        changed = run.get("overrides", {}) if run["variant"] == "recommended" else settings
+        ablation = tuple((key, str(changed[key])) for key in ABLATIONS if key in changed)
         key = (run["variant"], ablation)
         rows.setdefault(key, Row(run["variant"], ablation)).runs.append(run)
     order = list(VARIANT_NAMES)

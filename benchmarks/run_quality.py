@@ -69,10 +69,9 @@ def main() -> None:
     settings = base_settings(args.dataset)
     settings.update(VARIANTS[args.variant], seed=args.seed)
     name = f"{args.dataset}_{args.variant}_seed{args.seed}"
-    for key in ABLATIONS:
-        if getattr(args, key) is not None:
-            settings[key] = getattr(args, key)
-            name += f"_{key}{getattr(args, key)}"
+    overrides = {key: getattr(args, key) for key in ABLATIONS if getattr(args, key) is not None}
+    settings.update(overrides)
+    name += "".join(f"_{key}{value}" for key, value in overrides.items())
     settings["output_dir"] = str(ROOT / "outputs" / name)
     start = time.time()
     run_htc.main(run_htc.settings_to_argv(settings))
@@ -82,6 +81,7 @@ def main() -> None:
     path = save_result(name, {
         "benchmark": args.dataset,
         "variant": args.variant,
+        "overrides": overrides,
         "settings": settings,
         "wall_time_s": time.time() - start,
         "results": results,
