@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from transformers import CONFIG_MAPPING, AutoConfig, PretrainedConfig
 
-from modeling_htla.taxonomy import Taxonomy
+if TYPE_CHECKING:
+    from modeling_htla.taxonomy import Taxonomy
 
 NEGATIVE_MINING = ("hard", "random", "all")
 GRAPH_ATTENTION = ("auto", "dense", "sparse")
@@ -100,7 +103,7 @@ class HTLAConfig(PretrainedConfig):
             text_config = CONFIG_MAPPING[model_type](**text_config)
         self.text_config = text_config
 
-        tax = Taxonomy(**taxonomy) if taxonomy else Taxonomy([], [])
+        tax = _taxonomy(taxonomy)
         self.taxonomy = tax.to_dict()
         if label_name_ids is not None and len(label_name_ids) != len(tax):
             raise ValueError(f"label_name_ids: {len(label_name_ids)} entries for {len(tax)} labels")
@@ -168,7 +171,18 @@ class HTLAConfig(PretrainedConfig):
 
     def get_taxonomy(self) -> Taxonomy:
         """The label tree as a `Taxonomy`."""
-        return Taxonomy(**self.taxonomy)
+        return _taxonomy(self.taxonomy)
+
+
+def _taxonomy(data: dict | None) -> Taxonomy:
+    """A `Taxonomy` from its `to_dict()` form.
+
+    Imported on use: the `modeling_htla` package imports this module, so a top-level import would make
+    `import configuration_htla` circular whenever it runs first.
+    """
+    from modeling_htla.taxonomy import Taxonomy
+
+    return Taxonomy(**data) if data else Taxonomy([], [])
 
 
 __all__ = ["HTLAConfig"]

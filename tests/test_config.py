@@ -1,3 +1,6 @@
+import subprocess
+import sys
+
 import pytest
 
 from conftest import tiny_text_config
@@ -39,3 +42,15 @@ def test_malformed_taxonomy_in_config():
         HTLAConfig(taxonomy={"labels": ["a", "b"], "parents": ["b", "a"], "names": ["a", "b"]})
     with pytest.raises(ValueError, match="duplicate label"):
         HTLAConfig(taxonomy={"labels": ["a", "a"], "parents": [None, None], "names": ["a", "a"]})
+
+
+def test_configuration_module_imports_first_in_a_fresh_interpreter(tmp_path):
+    """`configuration_htla` is the top-level config file: importing it before the package must work."""
+    script = (
+        "from configuration_htla import HTLAConfig\n"
+        "config = HTLAConfig(taxonomy={'labels': ['a', 'b'], 'parents': [None, 'a'], 'names': ['A', 'B']})\n"
+        "import modeling_htla\n"
+        "assert modeling_htla.HTLAConfig is HTLAConfig and config.get_taxonomy().names == ['A', 'B']\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
