@@ -463,13 +463,20 @@ def build_taxonomy(
         taxonomy = Taxonomy.from_file(taxonomy_file)
     else:
         order = [s for s in SPLITS if s in raw] + [s for s in raw if s not in SPLITS]
+
+        def where(index: int) -> str:
+            for split in order:
+                if index < len(raw[split]):
+                    return f"split {split!r} row {index + 1}"
+                index -= len(raw[split])
+            return f"row {index + 1}"
+
         try:
-            taxonomy = Taxonomy.from_paths(labels for split in order for labels in _labels_column(raw[split]))
+            taxonomy = Taxonomy.from_paths((labels for split in order for labels in _labels_column(raw[split])), where)
         except ValueError as err:
-            where = _locate_path_conflict(raw, order)
             raise ValueError(
-                f"cannot derive the taxonomy from the label lists{where}: {err}; the labels are not root-to-node "
-                "paths (e.g. multi-path label sets), pass --taxonomy_file"
+                f"cannot derive the taxonomy from the label lists, read as root-to-node paths: {err}; for label sets "
+                "holding several paths, pass --taxonomy_file"
             ) from None
         if not len(taxonomy):
             raise ValueError("cannot derive the taxonomy: the datasets hold no labels")
@@ -487,19 +494,6 @@ def _labels_column(dataset: Dataset) -> list[list[str]]:
     return dataset.select_columns(["labels"])[:]["labels"] if len(dataset) else []
 
 
-def _locate_path_conflict(raw: DatasetDict, order: Sequence[str]) -> str:
-    """`` (split 'x' row N)`` of the first example whose path contradicts an earlier one, or ''."""
-    parents: dict[str, str | None] = {}
-    for split in order:
-        for row, labels in enumerate(_labels_column(raw[split]), start=1):
-            parent = None
-            for label in labels:
-                if parents.setdefault(label, parent) != parent:
-                    return f" (split {split!r} row {row})"
-                parent = label
-    return ""
-
-
 def encode_labels(
     dataset: Dataset, taxonomy: Taxonomy, add_ancestors: bool = True, source: str = "train"
 ) -> Dataset:
@@ -510,12 +504,10 @@ def encode_labels(
     def encode(labels_batch: list[list[str]], indices: list[int]) -> dict:
         vectors = []
         for labels, index in zip(labels_batch, indices):
-            unknown = next((label for label in labels if label not in taxonomy.label2id), None)
-            if unknown is not None:
-                raise ValueError(
-                    f"{source}: row {index + 1}: label {unknown!r} is not in the taxonomy ({len(taxonomy)} labels)"
-                )
-            vectors.append(taxonomy.encode(labels, add_ancestors=add_ancestors))
+            try:
+                vectors.append(taxonomy.encode(labels, add_ancestors=add_ancestors))
+            except ValueError as err:
+                raise ValueError(f"{source}: row {index + 1}: {err}") from None
         return {"label_vector": vectors}
 
     if "label_vector" in dataset.column_names:
