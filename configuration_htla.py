@@ -53,8 +53,9 @@ class HTLAConfig(PretrainedConfig):
             Neighbourhood radius of the sparse form (2 = parent, children, siblings, grandparents, grandchildren).
         graph_dropout (`float`, *optional*, defaults to 0.1):
             Dropout inside GPTrans.
-        use_tla (`bool`, *optional*, defaults to `True`):
-            Add the Text-Label Alignment loss; `False` gives the paper's "BERT-GPTrans" (BCE only).
+        use_tla (`bool`, *optional*, defaults to `use_graph_encoder`):
+            Add the Text-Label Alignment loss; `False` gives the paper's "BERT-GPTrans" (BCE only). It needs the graph
+            encoder, so by default it is on with the graph encoder and off for the flat classifier.
         tla_weight (`float`, *optional*, defaults to 1.0):
             λ, the weight of TLA in `BCE + λ·TLA`.
         tla_temperature (`float`, *optional*, defaults to 0.07):
@@ -85,7 +86,7 @@ class HTLAConfig(PretrainedConfig):
         graph_attention: str = "auto",
         graph_max_hops: int = 2,
         graph_dropout: float = 0.1,
-        use_tla: bool = True,
+        use_tla: bool | None = None,
         tla_weight: float = 1.0,
         tla_temperature: float = 0.07,
         negative_mining: str = "hard",
@@ -131,6 +132,8 @@ class HTLAConfig(PretrainedConfig):
             raise ValueError(f"graph_num_layers must be >= 1, got {graph_num_layers}")
         if num_negatives is not None and num_negatives < 1:
             raise ValueError(f"num_negatives must be >= 1 or None, got {num_negatives}")
+        if use_tla is None:
+            use_tla = use_graph_encoder
         if use_tla and not use_graph_encoder:
             raise ValueError("use_tla=True needs use_graph_encoder=True (TLA aligns texts with graph label features)")
         heads = graph_num_heads or text_config.num_attention_heads

@@ -60,7 +60,11 @@ class ModelArguments:
         metadata={"help": "Text feature: 'cls' (the paper's [CLS] vector) or 'mean' (suits sentence-embedding encoders such as the default)."},
     )
     use_graph_encoder: bool = field(default=True, metadata={"help": "False: flat classifier (the paper's 'BERT')."})
-    use_tla: bool = field(default=True, metadata={"help": "False: BCE only (the paper's 'BERT-GPTrans')."})
+    use_tla: bool = field(
+        default=True,
+        metadata={"help": "Add the TLA loss when the graph encoder is on (so --no_use_graph_encoder alone gives the "
+                  "flat classifier). False: BCE only (the paper's 'BERT-GPTrans')."},
+    )
     tla_weight: float = field(default=1.0, metadata={"help": "λ in BCE + λ·TLA."})
     tla_temperature: float = field(default=0.07, metadata={"help": "τ of the TLA loss."})
     negative_mining: str = field(default="hard", metadata={"help": "'hard', 'random' or 'all'."})
@@ -256,7 +260,7 @@ def build_model(model_args, taxonomy: Taxonomy, checkpoint: bool) -> tuple[HTLAM
         taxonomy=taxonomy,
         pooling=model_args.pooling,
         use_graph_encoder=model_args.use_graph_encoder,
-        use_tla=model_args.use_tla,
+        use_tla=model_args.use_tla and model_args.use_graph_encoder,  # TLA aligns texts with the graph's labels
         tla_weight=model_args.tla_weight,
         tla_temperature=model_args.tla_temperature,
         negative_mining=model_args.negative_mining,

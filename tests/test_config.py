@@ -28,13 +28,23 @@ def test_config_round_trip(small_taxonomy):
         ({"graph_num_heads": 5}, "not divisible by graph_num_heads 5"),
         ({"negative_mining": "easy"}, "negative_mining must be one of"),
         ({"pooling": "max"}, "pooling must be one of"),
-        ({"use_graph_encoder": False}, "use_tla=True needs use_graph_encoder=True"),
+        ({"use_graph_encoder": False, "use_tla": True}, "use_tla=True needs use_graph_encoder=True"),
         ({"num_negatives": 0}, "num_negatives must be >= 1"),
     ],
 )
 def test_bad_hyper_parameters(small_taxonomy, kwargs, message):
     with pytest.raises(ValueError, match=message):
         HTLAConfig(text_config=tiny_text_config(), taxonomy=small_taxonomy.to_dict(), **kwargs)
+
+
+def test_tla_follows_the_graph_encoder_unless_set(small_taxonomy):
+    """Turning the graph encoder off gives the flat classifier without also having to turn TLA off."""
+    def config(**kwargs):
+        return HTLAConfig(text_config=tiny_text_config(), taxonomy=small_taxonomy.to_dict(), **kwargs)
+
+    assert config().use_tla is True
+    assert config(use_graph_encoder=False).use_tla is False
+    assert config(use_tla=False).use_tla is False and config(use_tla=False).use_graph_encoder is True
 
 
 def test_malformed_taxonomy_in_config():

@@ -308,3 +308,12 @@ def test_a_name_under_two_parents_is_two_labels_everywhere(encoder_dir, tmp_path
     assert both <= {item["label"] for item in flat(["a sad mood"])[0]}
     paths = pipeline("hierarchical-text-classification", model=str(out), trust_remote_code=True)
     assert both <= {item["label"] for item in paths(["a sad mood"], threshold=0.0)[0]}
+
+
+def test_no_graph_encoder_alone_trains_the_flat_classifier(encoder_dir, data_dir, tmp_path):
+    out = tmp_path / "flat"
+    run_in_process(common_args(encoder_dir, data_dir, out) + ["--do_train", "--max_steps", "1",
+                                                              "--no_use_graph_encoder"])
+    config = read_json(out / "config.json")
+    assert config["use_graph_encoder"] is False and config["use_tla"] is False
+    assert not any(key.startswith("graph_encoder.") for key in HTLAModel.from_pretrained(out).state_dict())
