@@ -77,6 +77,7 @@ class Taxonomy:
             local = labels[i][len(prefix):] if prefix and labels[i].startswith(prefix) else labels[i]
             self._parts[i] = (self._parts[parent] if parent >= 0 else ()) + (local,)
         self._path2id = {self.path(i): i for i in range(len(labels))}
+        self._repeated_names = {name for name, count in Counter(parts[-1] for parts in self._parts).items() if count > 1}
 
         if names is None:
             names = {}
@@ -373,31 +374,32 @@ class Taxonomy:
         """Ids of one example's labels, in order.
 
         A label is an identifier, a path (``"Medical > Depression"``) or a name placed by the example's other
-        labels: in ``["Medical", "Depression"]`` (a path, or a set in any order) it is the ``Depression`` under
-        ``Medical``. Placement comes first, so a name that is also a top-level identifier means the child.
+        labels: in ``["Medical", "Depression"]``, a path or a set in any order, it is the ``Depression`` under
+        ``Medical``. Placement under the example's labels comes first, then identifiers of names borne by one label.
         """
         labels = list(labels)
         ids: dict[int, int] = {}
         pending = list(range(len(labels)))
         while pending:
-            waiting = []
+            found = {}
             for k in pending:
-                label = labels[k]
-                under = {self._path2id.get(self.path(i) + PATH_SEPARATOR + label) for i in ids.values()} - {None}
+                under = {self._path2id.get(self.path(i) + PATH_SEPARATOR + labels[k]) for i in ids.values()} - {None}
                 if len(under) > 1:
                     paths = sorted(self.path(i) for i in under)
-                    raise ValueError(f"label {label!r} sits under several of the example's labels: {paths[:3]}")
-                node = under.pop() if under else self.label2id.get(label, self._path2id.get(label))
-                if node is None:
-                    waiting.append(k)
-                else:
-                    ids[k] = node
-            if len(waiting) == len(pending):
-                label = labels[waiting[0]]
+                    raise ValueError(f"label {labels[k]!r} sits under several of the example's labels: {paths[:3]}")
+                if under:
+                    found[k] = under.pop()
+            if not found:  # nothing more to place: take identifiers and paths, those of repeated names last
+                known = {k: self.label2id.get(labels[k], self._path2id.get(labels[k])) for k in pending}
+                known = {k: i for k, i in known.items() if i is not None}
+                found = {k: i for k, i in known.items() if labels[k] not in self._repeated_names} or known
+            if not found:
+                label = labels[pending[0]]
                 bearers = [self.path(i) for i, parts in enumerate(self._parts) if parts[-1] == label]
                 hint = f"; it names {len(bearers)} labels ({', '.join(bearers[:3])}), give its parent too" if bearers else ""
                 raise ValueError(f"label {label!r} is not in the taxonomy ({len(self)} labels){hint}")
-            pending = waiting
+            ids.update(found)
+            pending = [k for k in pending if k not in found]
         return [ids[k] for k in range(len(labels))]
 
     def encode(self, labels: Iterable[str], add_ancestors: bool = True) -> list[float]:

@@ -67,6 +67,11 @@ def test_a_name_under_several_parents_is_identified_by_its_path():
     for labels in (["Medical", "Depression"], ["Depression", "Medical"], ["Medical > Depression"]):
         assert tax.label_ids(labels)[-1 if labels[0] == "Medical" else 0] == ids["Medical > Depression"]
     assert tax.label_ids(["CS", "Other", "Misc"]) == [ids["CS"], ids["CS > Other"], ids["CS > Other > Misc"]]
+    # A repeated name that is also a top-level label: the example's own labels decide, in any order.
+    top = Taxonomy(["Other", "A", "A > Other"], [None, None, "A"])
+    assert top.names == ["Other", "A", "Other"]
+    assert top.label_ids(["Other", "A"]) == [2, 1] and top.label_ids(["A", "Other"]) == [1, 2]
+    assert top.label_ids(["Other"]) == [0]
     assert tax.decode(tax.encode(["Misc", "Other", "Medical"])) == ["Medical", "Medical > Other", "Medical > Other > Misc"]
     with pytest.raises(ValueError, match=r"label 'Depression' is not in the taxonomy .*Psychology > Depression"):
         tax.encode(["Depression"])
