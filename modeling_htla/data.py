@@ -1,7 +1,8 @@
 """Data loading for hierarchical text classification: raw splits, the label taxonomy and multi-hot targets.
 
-Everything is read through the `datasets` library and normalised to splits with exactly two columns,
-``text`` (str) and ``labels`` (list[str], a root-to-node path or a label set). Supported sources:
+Everything is read through the `datasets` library and normalised to splits with the columns ``text`` (str) and
+``labels`` (list[str], a root-to-node path or a label set), plus the source's ``id`` column when it has one (so
+predictions can be joined back to the documents). Supported sources:
 
 * JSON Lines / JSON / CSV files (``.jsonl`` / ``.json`` / ``.csv``) with a text column and a label column
   holding a list of labels, one path string such as ``"comp > comp.sys > comp.sys.mac.hardware"`` (split on
@@ -42,6 +43,7 @@ TEXT_COLUMNS = ("text", "input_data", "doc_token", "sentence", "content")
 LABEL_COLUMNS = ("labels", "label_path", "doc_label", "label")
 LEVEL_COLUMN_PATTERN = re.compile(r"^label_level_(\d+)$")
 RAW_FEATURES = Features({"text": Value("string"), "labels": List(Value("string"))})
+ID_COLUMN = "id"  # carried through when present
 
 _BUILDERS = {".jsonl": "json", ".json": "json", ".csv": "csv"}
 # CSV: only an empty cell is missing; "NA", "null", "None" … stay strings (they can be real texts or labels).
@@ -395,15 +397,17 @@ def _normalise(
     skip_empty_texts: bool = False,
     allow_empty_texts: bool = False,
 ) -> Dataset:
-    """Map a loaded split to exactly ``text``/``labels``, validating every row."""
+    """Map a loaded split to ``text``/``labels`` (and ``id`` when present), validating every row."""
     text_col, label_cols, per_level = _resolve_columns(ds.column_names, source, text_column, label_column)
+    keep_id = ID_COLUMN in ds.column_names and ID_COLUMN not in (text_col, *label_cols)
+    features = Features({**RAW_FEATURES, ID_COLUMN: ds.features[ID_COLUMN]}) if keep_id else RAW_FEATURES
     names = None if per_level else _class_names(ds.features[label_cols[0]])
     empty_labels = f"columns {', '.join(label_cols)}" if per_level else f"column {label_cols[0]!r}"
 
     skipped = []
 
     def convert(batch: dict, indices: list[int]) -> dict:
-        texts, labels = [], []
+        texts, labels, ids = [], [], []
         text_values = batch[text_col]
         label_values = [batch[column] for column in label_cols]
         for j, index in enumerate(indices):
@@ -422,7 +426,9 @@ def _normalise(
             if not row_labels:
                 fail(f"no labels (empty {empty_labels})")
             labels.append(row_labels)
-        return {"text": texts, "labels": labels}
+            if keep_id:
+                ids.append(batch[ID_COLUMN][j])
+        return {"text": texts, "labels": labels, **({ID_COLUMN: ids} if keep_id else {})}
 
     fingerprint = _fingerprint(
         "normalise", ds._fingerprint, source, text_col, label_cols, separator, names, skip_empty_texts,
@@ -433,7 +439,7 @@ def _normalise(
         batched=True,
         with_indices=True,
         remove_columns=ds.column_names,
-        features=RAW_FEATURES,
+        features=features,
         keep_in_memory=True,
         new_fingerprint=fingerprint,
         desc="Reading texts and labels",

@@ -69,8 +69,8 @@ def test_jsonl_list_labels_all_splits(tmp_path):
     test = write_jsonl(tmp_path / "test.jsonl", PATH_ROWS[:1])
     raw = load_raw_datasets(train_file=str(train), test_file=str(test))
     assert list(raw) == ["train", "test"]
-    for split in raw.values():
-        assert split.column_names == ["text", "labels"]
+    assert raw["train"].column_names == ["text", "labels", "id"] and raw["train"]["id"][:] == [0, 1, 2]
+    assert raw["test"].column_names == ["text", "labels"]
     assert as_rows(raw["train"]) == [(row["text"], row["labels"]) for row in PATH_ROWS]
     assert raw["test"][0]["labels"] == ["comp", "comp.sys", "comp.sys.mac"]
 

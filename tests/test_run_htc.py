@@ -80,6 +80,7 @@ def test_train_eval_predict_and_reload(encoder_dir, data_dir, tmp_path):
     predictions = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
     assert len(predictions) == 8
     assert all(set(p["scores"]) == set(p["labels"]) for p in predictions)
+    assert [p["id"] for p in predictions] == list(range(8))  # no id column: the row index
 
     # The checkpoint predicts with its own taxonomy (no --taxonomy_file) and gives the same predictions.
     again = tmp_path / "again"
@@ -317,3 +318,13 @@ def test_no_graph_encoder_alone_trains_the_flat_classifier(encoder_dir, data_dir
     config = read_json(out / "config.json")
     assert config["use_graph_encoder"] is False and config["use_tla"] is False
     assert not any(key.startswith("graph_encoder.") for key in HTLAModel.from_pretrained(out).state_dict())
+
+
+def test_predictions_carry_the_input_id(encoder_dir, data_dir, tmp_path):
+    rows = [json.loads(line) for line in (data_dir / "test.jsonl").read_text().splitlines()]
+    shuffled = [dict(row, id=f"doc-{i}") for i, row in enumerate(rows)][::-1]
+    args = common_args(encoder_dir, data_dir, tmp_path / "out")
+    args[args.index("--test_file") + 1] = write_jsonl(tmp_path / "test.jsonl", shuffled)
+    run_in_process(args + ["--do_predict", "--per_device_eval_batch_size", "3"])
+    predictions = [json.loads(line) for line in (tmp_path / "out" / "predictions.jsonl").read_text().splitlines()]
+    assert [p["id"] for p in predictions] == [row["id"] for row in shuffled]
