@@ -136,6 +136,13 @@ class HTLAConfig(PretrainedConfig):
             use_tla = use_graph_encoder
         if use_tla and not use_graph_encoder:
             raise ValueError("use_tla=True needs use_graph_encoder=True (TLA aligns texts with graph label features)")
+        embedding_size = getattr(text_config, "embedding_size", None) or text_config.hidden_size
+        if use_graph_encoder and embedding_size != text_config.hidden_size:
+            raise ValueError(
+                f"text_config: word embeddings of size {embedding_size} but hidden size {text_config.hidden_size} (as in "
+                "ELECTRA-small); the graph encoder starts label nodes from the word embeddings and needs both equal, "
+                "use such an encoder with use_graph_encoder=False"
+            )
         heads = graph_num_heads or text_config.num_attention_heads
         if text_config.hidden_size % heads:
             raise ValueError(

@@ -47,6 +47,17 @@ def test_tla_follows_the_graph_encoder_unless_set(small_taxonomy):
     assert config(use_tla=False).use_tla is False and config(use_tla=False).use_graph_encoder is True
 
 
+def test_encoder_with_smaller_word_embeddings_needs_the_flat_classifier(small_taxonomy):
+    """ELECTRA-small projects 128-wide word embeddings to 256: label nodes cannot start from them."""
+    from transformers import ElectraConfig
+
+    electra = ElectraConfig(vocab_size=120, embedding_size=16, hidden_size=32, num_hidden_layers=1,
+                            num_attention_heads=4, intermediate_size=64)
+    with pytest.raises(ValueError, match="word embeddings of size 16 but hidden size 32"):
+        HTLAConfig(text_config=electra, taxonomy=small_taxonomy.to_dict())
+    assert HTLAConfig(text_config=electra, taxonomy=small_taxonomy.to_dict(), use_graph_encoder=False).use_tla is False
+
+
 def test_malformed_taxonomy_in_config():
     with pytest.raises(ValueError, match="cycle"):
         HTLAConfig(taxonomy={"labels": ["a", "b"], "parents": ["b", "a"], "names": ["a", "b"]})
