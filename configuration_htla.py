@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from transformers import CONFIG_MAPPING, AutoConfig, PretrainedConfig
 
-from modeling_htla.taxonomy import Taxonomy
+if TYPE_CHECKING:
+    from modeling_htla.taxonomy import Taxonomy
 
 NEGATIVE_MINING = ("hard", "random", "all")
 GRAPH_ATTENTION = ("auto", "dense", "sparse")
@@ -58,8 +61,9 @@ class HTLAConfig(PretrainedConfig):
             Neighbourhood radius of the sparse form (2 = parent, children, siblings, grandparents, grandchildren).
         graph_dropout (`float`, *optional*, defaults to 0.1):
             Dropout inside GPTrans.
-        use_tla (`bool`, *optional*, defaults to `True`):
-            Add the Text-Label Alignment loss; `False` gives the paper's "BERT-GPTrans" (BCE only).
+        use_tla (`bool`, *optional*, defaults to `use_graph_encoder`):
+            Add the Text-Label Alignment loss; `False` gives the paper's "BERT-GPTrans" (BCE only). It needs the graph
+            encoder, so by default it is on with the graph encoder and off for the flat classifier.
         tla_weight (`float`, *optional*, defaults to 1.0):
             λ, the weight of TLA in `BCE + λ·TLA`.
         tla_temperature (`float`, *optional*, defaults to 0.07):
@@ -96,7 +100,7 @@ class HTLAConfig(PretrainedConfig):
         graph_attention: str = "auto",
         graph_max_hops: int = 2,
         graph_dropout: float = 0.1,
-        use_tla: bool = True,
+        use_tla: bool | None = None,
         tla_weight: float = 1.0,
         tla_temperature: float = 0.07,
         tla_projection_dim: int | None = None,
@@ -115,7 +119,7 @@ class HTLAConfig(PretrainedConfig):
             text_config = CONFIG_MAPPING[model_type](**text_config)
         self.text_config = text_config
 
-        tax = Taxonomy(**taxonomy) if taxonomy else Taxonomy([], [])
+        tax = _taxonomy(taxonomy)
         self.taxonomy = tax.to_dict()
         if label_name_ids is not None and len(label_name_ids) != len(tax):
             raise ValueError(f"label_name_ids: {len(label_name_ids)} entries for {len(tax)} labels")
@@ -147,8 +151,17 @@ class HTLAConfig(PretrainedConfig):
             raise ValueError(f"tla_projection_dim must be >= 1 or None, got {tla_projection_dim}")
         if num_negatives is not None and num_negatives < 1:
             raise ValueError(f"num_negatives must be >= 1 or None, got {num_negatives}")
+        if use_tla is None:
+            use_tla = use_graph_encoder
         if use_tla and not use_graph_encoder:
             raise ValueError("use_tla=True needs use_graph_encoder=True (TLA aligns texts with graph label features)")
+        embedding_size = getattr(text_config, "embedding_size", None) or text_config.hidden_size
+        if use_graph_encoder and embedding_size != text_config.hidden_size:
+            raise ValueError(
+                f"text_config: word embeddings of size {embedding_size} but hidden size {text_config.hidden_size} (as in "
+                "ELECTRA-small); the graph encoder starts label nodes from the word embeddings and needs both equal, "
+                "use such an encoder with use_graph_encoder=False"
+            )
         heads = graph_num_heads or text_config.num_attention_heads
         if text_config.hidden_size % heads:
             raise ValueError(
@@ -189,7 +202,18 @@ class HTLAConfig(PretrainedConfig):
 
     def get_taxonomy(self) -> Taxonomy:
         """The label tree as a `Taxonomy`."""
-        return Taxonomy(**self.taxonomy)
+        return _taxonomy(self.taxonomy)
+
+
+def _taxonomy(data: dict | None) -> Taxonomy:
+    """A `Taxonomy` from its `to_dict()` form.
+
+    Imported on use: the `modeling_htla` package imports this module, so a top-level import would make
+    `import configuration_htla` circular whenever it runs first.
+    """
+    from modeling_htla.taxonomy import Taxonomy
+
+    return Taxonomy(**data) if data else Taxonomy([], [])
 
 
 __all__ = ["HTLAConfig"]

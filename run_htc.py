@@ -36,7 +36,14 @@ from transformers import (
 )
 
 from modeling_htla import HTLAModel, HTLATrainer, HTLATrainingArguments, Taxonomy, resolve_encoder
-from modeling_htla.data import build_taxonomy, encode_labels, load_icd10cm, load_raw_datasets, split_validation
+from modeling_htla.data import (
+    ID_COLUMN,
+    build_taxonomy,
+    encode_labels,
+    load_icd10cm,
+    load_raw_datasets,
+    split_validation,
+)
 from modeling_htla.decoding import DECODING, decode_scores, prediction_records
 from modeling_htla.export import push_folder
 from modeling_htla.io import write_atomic
@@ -65,7 +72,11 @@ class ModelArguments:
                   "cosine of text and label features: the label graph acts at inference)."},
     )
     use_graph_encoder: bool = field(default=True, metadata={"help": "False: flat classifier (the paper's 'BERT')."})
-    use_tla: bool = field(default=True, metadata={"help": "False: BCE only (the paper's 'BERT-GPTrans')."})
+    use_tla: bool = field(
+        default=True,
+        metadata={"help": "Add the TLA loss when the graph encoder is on (so --no_use_graph_encoder alone gives the "
+                  "flat classifier). False: BCE only (the paper's 'BERT-GPTrans')."},
+    )
     tla_weight: float = field(default=1.0, metadata={"help": "λ in BCE + λ·TLA."})
     tla_temperature: float = field(default=0.07, metadata={"help": "τ of the TLA loss."})
     tla_projection_dim: int | None = field(
@@ -265,7 +276,7 @@ def build_model(model_args, taxonomy: Taxonomy, checkpoint: bool) -> tuple[HTLAM
         pooling=model_args.pooling,
         fusion=model_args.fusion,
         use_graph_encoder=model_args.use_graph_encoder,
-        use_tla=model_args.use_tla,
+        use_tla=model_args.use_tla and model_args.use_graph_encoder,  # TLA aligns texts with the graph's labels
         tla_weight=model_args.tla_weight,
         tla_temperature=model_args.tla_temperature,
         tla_projection_dim=model_args.tla_projection_dim,
@@ -327,14 +338,11 @@ def main(argv: list[str] | None = None) -> None:
 
     with training_args.main_process_first(desc="tokenization"):
         # train is kept for its label frequencies even when not training; tokenize it only when it is used.
-        used = DatasetDict({k: v for k, v in raw.items() if k != "train" or training_args.do_train})
-        tokenized = used.map(
-            tokenize,
-            batched=True,
-            num_proc=data_args.preprocessing_num_workers,
-            remove_columns=raw[next(iter(raw))].column_names,
-            desc="Tokenizing",
-        )
+        tokenized = DatasetDict({
+            split: dataset.map(tokenize, batched=True, num_proc=data_args.preprocessing_num_workers,
+                               remove_columns=dataset.column_names, desc=f"Tokenizing {split}")
+            for split, dataset in raw.items() if split != "train" or training_args.do_train
+        })
 
     # The Trainer would contact the Hub at start-up; the finished folder is pushed once at the end instead.
     push_to_hub, training_args.push_to_hub = training_args.push_to_hub, False
@@ -391,7 +399,10 @@ def main(argv: list[str] | None = None) -> None:
         if trainer.is_world_process_zero():
             scores = 1 / (1 + np.exp(-output.predictions))
             chosen = decode_scores(scores, taxonomy, data_args.threshold, data_args.decoding)
-            lines = (json.dumps(record, ensure_ascii=False) for record in prediction_records(scores, taxonomy, chosen))
+            test = raw["test"]
+            ids = test[ID_COLUMN] if ID_COLUMN in test.column_names else range(len(test))  # else the row index
+            records = prediction_records(scores, taxonomy, chosen)
+            lines = (json.dumps({"id": id_, **record}, ensure_ascii=False) for id_, record in zip(ids, records))
             write_atomic(Path(training_args.output_dir) / "predictions.jsonl", "\n".join(lines) + "\n")
             logger.info(
                 "Test Micro-F1 %.4f / Macro-F1 %.4f (most-frequent-label baseline %s)",

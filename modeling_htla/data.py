@@ -1,7 +1,8 @@
 """Data loading for hierarchical text classification: raw splits, the label taxonomy and multi-hot targets.
 
-Everything is read through the `datasets` library and normalised to splits with exactly two columns,
-``text`` (str) and ``labels`` (list[str], a root-to-node path or a label set). Supported sources:
+Everything is read through the `datasets` library and normalised to splits with the columns ``text`` (str) and
+``labels`` (list[str], a root-to-node path or a label set), plus the source's ``id`` column when it has one (so
+predictions can be joined back to the documents). Supported sources:
 
 * JSON Lines / JSON / CSV files (``.jsonl`` / ``.json`` / ``.csv``) with a text column and a label column
   holding a list of labels, one path string such as ``"comp > comp.sys > comp.sys.mac.hardware"`` (split on
@@ -42,6 +43,7 @@ TEXT_COLUMNS = ("text", "input_data", "doc_token", "sentence", "content")
 LABEL_COLUMNS = ("labels", "label_path", "doc_label", "label")
 LEVEL_COLUMN_PATTERN = re.compile(r"^label_level_(\d+)$")
 RAW_FEATURES = Features({"text": Value("string"), "labels": List(Value("string"))})
+ID_COLUMN = "id"  # carried through when present
 
 _BUILDERS = {".jsonl": "json", ".json": "json", ".csv": "csv"}
 # CSV: only an empty cell is missing; "NA", "null", "None" … stay strings (they can be real texts or labels).
@@ -395,15 +397,17 @@ def _normalise(
     skip_empty_texts: bool = False,
     allow_empty_texts: bool = False,
 ) -> Dataset:
-    """Map a loaded split to exactly ``text``/``labels``, validating every row."""
+    """Map a loaded split to ``text``/``labels`` (and ``id`` when present), validating every row."""
     text_col, label_cols, per_level = _resolve_columns(ds.column_names, source, text_column, label_column)
+    keep_id = ID_COLUMN in ds.column_names and ID_COLUMN not in (text_col, *label_cols)
+    features = Features({**RAW_FEATURES, ID_COLUMN: ds.features[ID_COLUMN]}) if keep_id else RAW_FEATURES
     names = None if per_level else _class_names(ds.features[label_cols[0]])
     empty_labels = f"columns {', '.join(label_cols)}" if per_level else f"column {label_cols[0]!r}"
 
     skipped = []
 
     def convert(batch: dict, indices: list[int]) -> dict:
-        texts, labels = [], []
+        texts, labels, ids = [], [], []
         text_values = batch[text_col]
         label_values = [batch[column] for column in label_cols]
         for j, index in enumerate(indices):
@@ -422,7 +426,9 @@ def _normalise(
             if not row_labels:
                 fail(f"no labels (empty {empty_labels})")
             labels.append(row_labels)
-        return {"text": texts, "labels": labels}
+            if keep_id:
+                ids.append(batch[ID_COLUMN][j])
+        return {"text": texts, "labels": labels, **({ID_COLUMN: ids} if keep_id else {})}
 
     fingerprint = _fingerprint(
         "normalise", ds._fingerprint, source, text_col, label_cols, separator, names, skip_empty_texts,
@@ -433,7 +439,7 @@ def _normalise(
         batched=True,
         with_indices=True,
         remove_columns=ds.column_names,
-        features=RAW_FEATURES,
+        features=features,
         keep_in_memory=True,
         new_fingerprint=fingerprint,
         desc="Reading texts and labels",
@@ -463,13 +469,20 @@ def build_taxonomy(
         taxonomy = Taxonomy.from_file(taxonomy_file)
     else:
         order = [s for s in SPLITS if s in raw] + [s for s in raw if s not in SPLITS]
+
+        def where(index: int) -> str:
+            for split in order:
+                if index < len(raw[split]):
+                    return f"split {split!r} row {index + 1}"
+                index -= len(raw[split])
+            return f"row {index + 1}"
+
         try:
-            taxonomy = Taxonomy.from_paths(labels for split in order for labels in _labels_column(raw[split]))
+            taxonomy = Taxonomy.from_paths((labels for split in order for labels in _labels_column(raw[split])), where)
         except ValueError as err:
-            where = _locate_path_conflict(raw, order)
             raise ValueError(
-                f"cannot derive the taxonomy from the label lists{where}: {err}; the labels are not root-to-node "
-                "paths (e.g. multi-path label sets), pass --taxonomy_file"
+                f"cannot derive the taxonomy from the label lists, read as root-to-node paths: {err}; for label sets "
+                "holding several paths, pass --taxonomy_file"
             ) from None
         if not len(taxonomy):
             raise ValueError("cannot derive the taxonomy: the datasets hold no labels")
@@ -487,19 +500,6 @@ def _labels_column(dataset: Dataset) -> list[list[str]]:
     return dataset.select_columns(["labels"])[:]["labels"] if len(dataset) else []
 
 
-def _locate_path_conflict(raw: DatasetDict, order: Sequence[str]) -> str:
-    """`` (split 'x' row N)`` of the first example whose path contradicts an earlier one, or ''."""
-    parents: dict[str, str | None] = {}
-    for split in order:
-        for row, labels in enumerate(_labels_column(raw[split]), start=1):
-            parent = None
-            for label in labels:
-                if parents.setdefault(label, parent) != parent:
-                    return f" (split {split!r} row {row})"
-                parent = label
-    return ""
-
-
 def encode_labels(
     dataset: Dataset, taxonomy: Taxonomy, add_ancestors: bool = True, source: str = "train"
 ) -> Dataset:
@@ -510,12 +510,10 @@ def encode_labels(
     def encode(labels_batch: list[list[str]], indices: list[int]) -> dict:
         vectors = []
         for labels, index in zip(labels_batch, indices):
-            unknown = next((label for label in labels if label not in taxonomy.label2id), None)
-            if unknown is not None:
-                raise ValueError(
-                    f"{source}: row {index + 1}: label {unknown!r} is not in the taxonomy ({len(taxonomy)} labels)"
-                )
-            vectors.append(taxonomy.encode(labels, add_ancestors=add_ancestors))
+            try:
+                vectors.append(taxonomy.encode(labels, add_ancestors=add_ancestors))
+            except ValueError as err:
+                raise ValueError(f"{source}: row {index + 1}: {err}") from None
         return {"label_vector": vectors}
 
     if "label_vector" in dataset.column_names:

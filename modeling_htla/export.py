@@ -41,9 +41,9 @@ CUSTOM_PIPELINES = {
 
 # Package-style imports -> sibling imports inside the flat checkpoint folder.
 _IMPORT_REWRITES = [
-    (re.compile(r"^from configuration_htla import", re.M), "from .configuration_htla import"),
-    (re.compile(r"^from modeling_htla\.(\w+) import", re.M), r"from .\1 import"),
-    (re.compile(r"^from \.modeling import", re.M), "from .modeling_htla import"),
+    (re.compile(r"^([ \t]*)from configuration_htla import", re.M), r"\1from .configuration_htla import"),
+    (re.compile(r"^([ \t]*)from modeling_htla\.(\w+) import", re.M), r"\1from .\2 import"),
+    (re.compile(r"^([ \t]*)from \.modeling import", re.M), r"\1from .modeling_htla import"),
 ]
 
 

@@ -183,12 +183,18 @@ class HTLAModel(HTLAPreTrainedModel):
     def encode_text(self, input_ids, attention_mask=None, token_type_ids=None) -> torch.Tensor:
         """`[B, H]` text feature: first token ([CLS]) or masked mean of the last hidden state.
 
-        Inputs longer than the encoder's position embeddings are cut to fit (callers that did not truncate, such
-        as a plain `pipeline` call on a very long text, get a prediction instead of an index error).
+        Inputs longer than the encoder's positions are cut to fit, keeping each text's closing token ([SEP], </s>)
+        last, so callers that did not truncate (a plain `pipeline` call on a very long text) get the prediction of
+        the properly truncated text instead of an index error.
         """
-        limit = getattr(self.config.text_config, "max_position_embeddings", None)
+        limit = _position_limit(self.text_encoder)
         if limit and input_ids.shape[1] > limit:
-            input_ids = input_ids[:, :limit]
+            real = attention_mask if attention_mask is not None else torch.ones_like(input_ids)
+            last = (real * torch.arange(1, input_ids.shape[1] + 1, device=input_ids.device)).argmax(1)  # last real token
+            closing = input_ids.gather(1, last[:, None]).squeeze(1)
+            cut = last >= limit
+            input_ids = input_ids[:, :limit].clone()
+            input_ids[cut, limit - 1] = closing[cut]
             attention_mask = attention_mask[:, :limit] if attention_mask is not None else None
             token_type_ids = token_type_ids[:, :limit] if token_type_ids is not None else None
         kwargs = {"token_type_ids": token_type_ids} if token_type_ids is not None else {}
@@ -263,6 +269,16 @@ def check_checkpoint_folder(folder: str) -> None:
         raise ValueError(
             f"{config_file}: taxonomy has {num_labels} labels but {weights} holds a classifier for {classifier[0]}"
         )
+
+
+def _position_limit(encoder: PreTrainedModel) -> int | None:
+    """How many tokens the encoder has positions for: `max_position_embeddings`, less the offset of encoders whose
+    positions start after the padding index (RoBERTa family: 514 -> 512); `None` when unbounded."""
+    limit = getattr(encoder.config, "max_position_embeddings", None)
+    positions = getattr(getattr(encoder, "embeddings", None), "position_embeddings", None)
+    if isinstance(positions, nn.Embedding) and positions.padding_idx is not None:
+        limit = positions.num_embeddings - positions.padding_idx - 1
+    return limit
 
 
 def _encoder_from_config(text_config) -> PreTrainedModel:

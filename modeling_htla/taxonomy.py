@@ -3,12 +3,18 @@
 A `Taxonomy` is a forest of labels (the invisible root is not a label). Every label has an identifier
 (e.g. ``"C152"``), an optional readable name (``"COMMENT/FORECASTS"``) and at most one parent.
 Malformed trees raise `ValueError` naming the offending label when the taxonomy is built.
+
+Names may repeat under different parents (Web of Science has ``Depression`` under both ``Medical`` and
+``Psychology``; many taxonomies have an ``Other`` per branch). Identifiers stay unique: in trees read from label
+paths or a HiAGM file, a name given to one label is its identifier, and a name given to several labels makes each
+of them identified by its path of names (``"Medical > Depression"``) while its readable name stays the name.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -22,8 +28,9 @@ class Taxonomy:
     Args:
         labels: label identifiers, unique and non-empty.
         parents: for each label, the identifier of its parent or `None` for a top-level label.
-        names: optional readable names, a mapping from identifier to name or a list aligned with `labels`;
-            a label without a name is named by its identifier.
+        names: optional readable names, a mapping from identifier to name or a list aligned with `labels`.
+            A label without a name is named by its identifier, or by the last part of a path identifier
+            (``"Medical > Depression"`` under ``"Medical"`` is named ``"Depression"``).
     """
 
     def __init__(
@@ -54,24 +61,7 @@ class Taxonomy:
             else:
                 parent_ids.append(label2id[parent])
 
-        if names is None:
-            names = {}
-        if isinstance(names, Mapping):
-            unknown = set(names) - set(label2id)
-            if unknown:
-                raise ValueError(f"taxonomy: names given for unknown labels {sorted(unknown)[:5]}")
-            names = [names.get(label) or label for label in labels]
-        else:
-            names = list(names)
-            if len(names) != len(labels):
-                raise ValueError(f"taxonomy: {len(labels)} labels but {len(names)} names")
-            names = [name or label for name, label in zip(names, labels)]
-        for label, name in zip(labels, names):
-            if not isinstance(name, str) or not name.strip():
-                raise ValueError(f"taxonomy: label {label!r} has an empty readable name")
-
         self.labels: list[str] = labels
-        self.names: list[str] = names
         self.parent_ids: list[int] = parent_ids
         self.label2id: dict[str, int] = label2id
         self.depths: list[int] = self._compute_depths()
@@ -79,6 +69,32 @@ class Taxonomy:
         for child, parent in enumerate(parent_ids):
             if parent >= 0:
                 self.children[parent].append(child)
+        # Path of every label: its identifier when that already is the path, else the parent's path + identifier.
+        self._parts: list[tuple[str, ...]] = [()] * len(labels)
+        for i in self.topological_order():
+            parent = parent_ids[i]
+            prefix = self.path(parent) + PATH_SEPARATOR if parent >= 0 else ""
+            local = labels[i][len(prefix):] if prefix and labels[i].startswith(prefix) else labels[i]
+            self._parts[i] = (self._parts[parent] if parent >= 0 else ()) + (local,)
+        self._path2id = {self.path(i): i for i in range(len(labels))}
+        self._repeated_names = {name for name, count in Counter(parts[-1] for parts in self._parts).items() if count > 1}
+
+        if names is None:
+            names = {}
+        if isinstance(names, Mapping):
+            unknown = set(names) - set(label2id)
+            if unknown:
+                raise ValueError(f"taxonomy: names given for unknown labels {sorted(unknown)[:5]}")
+            names = [names.get(label) for label in labels]
+        else:
+            names = list(names)
+            if len(names) != len(labels):
+                raise ValueError(f"taxonomy: {len(labels)} labels but {len(names)} names")
+        names = [name or parts[-1] for name, parts in zip(names, self._parts)]
+        for label, name in zip(labels, names):
+            if not isinstance(name, str) or not name.strip():
+                raise ValueError(f"taxonomy: label {label!r} has an empty readable name")
+        self.names: list[str] = names
 
     def _compute_depths(self) -> list[int]:
         """Depth of every label (top level = 1); raises on a cycle."""
@@ -136,53 +152,167 @@ class Taxonomy:
 
     @classmethod
     def _from_hiagm_lines(cls, lines: Iterable[str], source: str, names: Mapping[str, str] | None) -> Taxonomy:
-        labels: list[str] = []
-        parents: list[str | None] = []
-        seen_line: dict[str, int] = {}
-        first = True
+        """Parse ``parent<TAB>child…`` lines in any order; one line starts with ``Root`` (the top-level labels).
+
+        A parent is named by a label listed once, or by the path of a repeated one (``Medical > Depression``);
+        a repeated name that is also a top-level label refers to the top-level one when written alone.
+        """
+        listed: list[tuple[int, str | None, str]] = []  # (line, parent field, name) of every child listing
+        root_line = None
         for lineno, line in enumerate(lines, start=1):
             if not line.strip():
                 continue
-            fields = [field.strip() for field in line.rstrip("\n").split("\t")]
+            fields = [field.strip() for field in line.split("\t")]
             parent, children = fields[0], fields[1:]
-            if first:
-                if parent.lower() != "root":
-                    raise ValueError(f"{source}:{lineno}: first line must start with 'Root', got {parent!r}")
-                parent, first = None, False
-            elif parent not in seen_line:
-                raise ValueError(f"{source}:{lineno}: parent {parent!r} was not listed as a child before")
+            if parent.lower() == "root":
+                if root_line is not None:
+                    raise ValueError(f"{source}:{lineno}: a second 'Root' line (the first is line {root_line})")
+                root_line, parent = lineno, None
+            elif not parent:
+                raise ValueError(f"{source}:{lineno}: empty parent name")
             if not children:
                 raise ValueError(f"{source}:{lineno}: parent {parent or 'Root'!r} has no children")
             for child in children:
                 if not child:
                     raise ValueError(f"{source}:{lineno}: empty label name")
-                if child in seen_line:
-                    raise ValueError(
-                        f"{source}:{lineno}: label {child!r} already listed on line {seen_line[child]} "
-                        "(a label has one parent and appears once)"
-                    )
-                seen_line[child] = lineno
-                labels.append(child)
-                parents.append(parent)
-        if first:
+                listed.append((lineno, parent, child))
+        if not listed:
             raise ValueError(f"{source}: empty taxonomy file")
+        if root_line is None:
+            raise ValueError(f"{source}: no 'Root' line listing the top-level labels")
+        first_listing: dict[tuple[str | None, str], int] = {}
+        for lineno, field, name in listed:
+            if (field, name) in first_listing:
+                raise ValueError(
+                    f"{source}:{lineno}: label {name!r} already listed under {field or 'Root'!r} on line "
+                    f"{first_listing[field, name]}"
+                )
+            first_listing[field, name] = lineno
+
+        by_name: dict[str, list[int]] = {}
+        for k, (_, _, name) in enumerate(listed):
+            by_name.setdefault(name, []).append(k)
+        parent_of: list[int | None] = [-1 if field is None else None for _, field, _ in listed]
+        first_line: dict[str, int] = {}
+        for lineno, field, _ in listed:
+            if field is not None:
+                first_line.setdefault(field, lineno)
+
+        def describe(k: int) -> str:
+            lineno, field, _ = listed[k]
+            return f"under {field or 'Root'!r} (line {lineno})"
+
+        def named(field: str, lineno: int) -> int:
+            """The listing a plain parent name refers to."""
+            found = by_name.get(field)
+            if not found:
+                raise ValueError(f"{source}:{lineno}: parent {field!r} is not listed as a child on any line")
+            top = [k for k in found if listed[k][1] is None]
+            if len(found) == 1 or top:
+                return (top or found)[0]
+            raise ValueError(
+                f"{source}:{lineno}: parent {field!r} is ambiguous, it is listed "
+                f"{' and '.join(describe(k) for k in found[:3])}; write it as its path, e.g. "
+                f"{listed[found[0]][1] + PATH_SEPARATOR + field!r}"
+            )
+
+        def walk(field: str, lineno: int) -> int | None:
+            """The listing a parent path refers to, or None while a listing on the way has no known parent yet."""
+            head, *rest = field.split(PATH_SEPARATOR)
+            node = named(head, lineno)
+            for depth, part in enumerate(rest, start=1):
+                found = by_name.get(part, [])
+                if any(parent_of[k] is None for k in found):
+                    return None
+                below = [k for k in found if parent_of[k] == node]
+                if not below:
+                    prefix = PATH_SEPARATOR.join([head, *rest[: depth - 1]])
+                    raise ValueError(f"{source}:{lineno}: parent path {field!r}: no label {part!r} under {prefix!r}")
+                node = below[0]
+            return node
+
+        fields = {field: None for field in first_line}  # parent field -> listing, resolved in passes
+        while True:
+            waiting = [field for field, k in fields.items() if k is None]
+            for field in waiting:
+                lineno = first_line[field]
+                fields[field] = named(field, lineno) if field in by_name else walk(field, lineno)
+            parent_of = [-1 if field is None else fields[field] for _, field, _ in listed]
+            if not waiting or all(fields[field] is None for field in waiting):
+                break
+        unresolved = [field for field, k in fields.items() if k is None]
+        if unresolved:
+            field = unresolved[0]
+            raise ValueError(f"{source}:{first_line[field]}: parent path {field!r} leads through itself (cycle)")
+
+        # Name paths from the top, found by walking up; a walk that comes back to a listing on it is a cycle.
+        paths: list[tuple[str, ...] | None] = [None] * len(listed)
+        for start in range(len(listed)):
+            chain, on_chain, node = [], {}, start
+            while node >= 0 and paths[node] is None:
+                if node in on_chain:
+                    cycle = chain[on_chain[node]:] + [node]
+                    raise ValueError(
+                        f"{source}:{listed[node][0]}: cycle {' -> '.join(listed[k][2] for k in reversed(cycle))} "
+                        f"(lines {', '.join(str(listed[k][0]) for k in reversed(cycle[1:]))})"
+                    )
+                on_chain[node] = len(chain)
+                chain.append(node)
+                node = parent_of[node]
+            base = paths[node] if node >= 0 else ()
+            for k in reversed(chain):
+                base = paths[k] = base + (listed[k][2],)
+        for k, path in enumerate(paths):
+            name = path[-1]
+            if name in path[:-1]:
+                chain, node = [k], parent_of[k]
+                while listed[node][2] != name:
+                    chain.append(node)
+                    node = parent_of[node]
+                chain = [node, *reversed(chain)]
+                raise ValueError(
+                    f"{source}:{listed[k][0]}: cycle {' -> '.join(listed[j][2] for j in chain)}: {name!r} is listed "
+                    f"below itself (lines {', '.join(str(listed[j][0]) for j in chain)})"
+                )
         try:
-            return cls(labels, parents, names)
+            return cls._from_name_paths(paths, names)
         except ValueError as err:
             raise ValueError(f"{source}: {err}") from None
 
     @classmethod
-    def from_paths(cls, paths: Iterable[Sequence[str]]) -> Taxonomy:
-        """Derive a tree from label paths such as ``["comp", "comp.sys", "comp.sys.mac.hardware"]``."""
-        parents: dict[str, str | None] = {}
-        for path in paths:
-            parent = None
-            for label in path:
-                known = parents.setdefault(label, parent)
-                if known != parent:
-                    raise ValueError(f"label {label!r} appears under both {known!r} and {parent!r}")
-                parent = label
-        return cls.from_parents(parents)
+    def from_paths(cls, paths: Iterable[Sequence[str]], where: Callable[[int], str] | None = None) -> Taxonomy:
+        """Derive a tree from root-to-node paths of names such as ``["comp", "comp.sys", "comp.sys.mac.hardware"]``.
+
+        A name under several parents gives several labels identified by their paths (see the module docstring).
+        A name that is a top-level label in one path and sits under another label elsewhere, or below itself, is
+        refused: that is what label sets holding several paths look like when read as one path. `where(i)` says
+        where path `i` comes from in error messages (default ``"path i+1"``).
+        """
+        where = where or (lambda index: f"path {index + 1}")
+        nodes: dict[tuple[str, ...], int] = {}  # name path -> index of the first path holding it
+        for index, path in enumerate(paths):
+            path = tuple(path)
+            for depth in range(1, len(path) + 1):
+                nodes.setdefault(path[:depth], index)
+        top = {node[0]: index for node, index in nodes.items() if len(node) == 1}
+        for node, index in nodes.items():
+            name = node[-1]
+            if name in node[:-1]:
+                raise ValueError(f"label {name!r} sits below itself in {PATH_SEPARATOR.join(node)!r} ({where(index)})")
+            if len(node) > 1 and name in top:
+                raise ValueError(
+                    f"label {name!r} is a top-level label ({where(top[name])}) and also sits under {node[-2]!r} "
+                    f"({where(index)})"
+                )
+        return cls._from_name_paths(list(nodes))
+
+    @classmethod
+    def _from_name_paths(cls, nodes: Sequence[tuple[str, ...]], names: Mapping[str, str] | None = None) -> Taxonomy:
+        """A taxonomy of nodes given by their paths of names (every prefix is a node too): a name borne by one node
+        is its identifier, a name borne by several makes each identified by its path."""
+        count = Counter(node[-1] for node in nodes)
+        ids = {node: node[-1] if count[node[-1]] == 1 else PATH_SEPARATOR.join(node) for node in nodes}
+        return cls(list(ids.values()), [ids[node[:-1]] if len(node) > 1 else None for node in nodes], names)
 
     # ------------------------------------------------------------------ serialization
 
@@ -194,11 +324,12 @@ class Taxonomy:
         }
 
     def save(self, path: str | Path) -> None:
-        """Write the HiAGM format (names are not part of it; keep them in the model config)."""
-        lines = ["\t".join(["Root"] + [self.labels[i] for i in self.roots])]
+        """Write the HiAGM format: each parent by its identifier, children by the last part of their paths
+        (readable names are not part of it; keep them in the model config)."""
+        lines = ["\t".join(["Root"] + [self._parts[i][-1] for i in self.roots])]
         for node in self.topological_order():
             if self.children[node]:
-                lines.append("\t".join([self.labels[node]] + [self.labels[c] for c in self.children[node]]))
+                lines.append("\t".join([self.labels[node]] + [self._parts[c][-1] for c in self.children[node]]))
         Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")
 
     # ------------------------------------------------------------------ queries
@@ -233,19 +364,49 @@ class Taxonomy:
         return chain[::-1]
 
     def path(self, label_id: int, separator: str = PATH_SEPARATOR) -> str:
-        return separator.join(self.labels[i] for i in self.ancestors(label_id))
+        """The label's path from the top (``"comp > comp.sys"``, ``"Medical > Depression"``)."""
+        return separator.join(self._parts[label_id])
 
     def is_leaf(self, label_id: int) -> bool:
         return not self.children[label_id]
 
+    def label_ids(self, labels: Iterable[str]) -> list[int]:
+        """Ids of one example's labels, in order.
+
+        A label is an identifier, a path (``"Medical > Depression"``) or a name placed by the example's other
+        labels: in ``["Medical", "Depression"]``, a path or a set in any order, it is the ``Depression`` under
+        ``Medical``. Placement under the example's labels comes first, then identifiers of names borne by one label.
+        """
+        labels = list(labels)
+        ids: dict[int, int] = {}
+        pending = list(range(len(labels)))
+        while pending:
+            found = {}
+            for k in pending:
+                under = {self._path2id.get(self.path(i) + PATH_SEPARATOR + labels[k]) for i in ids.values()} - {None}
+                if len(under) > 1:
+                    paths = sorted(self.path(i) for i in under)
+                    raise ValueError(f"label {labels[k]!r} sits under several of the example's labels: {paths[:3]}")
+                if under:
+                    found[k] = under.pop()
+            if not found:  # nothing more to place: take identifiers and paths, those of repeated names last
+                known = {k: self.label2id.get(labels[k], self._path2id.get(labels[k])) for k in pending}
+                known = {k: i for k, i in known.items() if i is not None}
+                found = {k: i for k, i in known.items() if labels[k] not in self._repeated_names} or known
+            if not found:
+                label = labels[pending[0]]
+                bearers = [self.path(i) for i, parts in enumerate(self._parts) if parts[-1] == label]
+                hint = f"; it names {len(bearers)} labels ({', '.join(bearers[:3])}), give its parent too" if bearers else ""
+                raise ValueError(f"label {label!r} is not in the taxonomy ({len(self)} labels){hint}")
+            ids.update(found)
+            pending = [k for k in pending if k not in found]
+        return [ids[k] for k in range(len(labels))]
+
     def encode(self, labels: Iterable[str], add_ancestors: bool = True) -> list[float]:
-        """Multi-hot vector of a label set (with every ancestor when `add_ancestors`)."""
+        """Multi-hot vector of a label set (see `label_ids`), with every ancestor when `add_ancestors`."""
         vector = [0.0] * len(self)
-        for label in labels:
-            if label not in self.label2id:
-                raise ValueError(f"label {label!r} is not in the taxonomy")
-            ids = self.ancestors(self.label2id[label]) if add_ancestors else [self.label2id[label]]
-            for i in ids:
+        for label_id in self.label_ids(labels):
+            for i in self.ancestors(label_id) if add_ancestors else [label_id]:
                 vector[i] = 1.0
         return vector
 

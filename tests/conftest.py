@@ -1,4 +1,5 @@
-"""Shared fixtures: tiny random BERT encoders and small taxonomies, all built in memory (no network)."""
+"""Shared fixtures: tiny random encoders (BERT and the other families) and small taxonomies, all built in memory
+(no network)."""
 
 import os
 
@@ -11,7 +12,7 @@ import json  # noqa: E402
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
-from transformers import AutoTokenizer, BertConfig, BertModel  # noqa: E402
+from transformers import AutoConfig, AutoModel, AutoTokenizer, BertConfig, BertModel  # noqa: E402
 
 from modeling_htla import HTLAConfig, HTLAModel, Taxonomy, resolve_encoder  # noqa: E402
 
@@ -93,3 +94,76 @@ def data_dir(tmp_path_factory):
         "Root\tscience\tsport\nscience\tbiology\tphysics\nsport\tfootball\ttennis\n", encoding="utf-8"
     )
     return path
+
+
+# Encoder families users pick for classification, with what sets each apart. Every one is tiny and random.
+ENCODER_FAMILIES = ["bert", "roberta", "xlm-roberta", "deberta-v2", "distilbert", "electra", "modernbert"]
+LETTERS = "abcdefghijklmnopqrstuvwxyz0123456789"
+
+
+def _byte_level_vocab(specials: list[str]) -> dict[str, int]:
+    from transformers.convert_slow_tokenizer import bytes_to_unicode
+
+    return {token: i for i, token in enumerate(specials + list(bytes_to_unicode().values()))}
+
+
+def _unigram_vocab(specials: list[str]) -> list[tuple[str, float]]:
+    return [(token, 0.0) for token in specials] + [("\u2581", -2.0)] + [(c, -3.0) for c in LETTERS] + [
+        ("\u2581" + c, -2.5) for c in LETTERS]
+
+
+def tiny_tokenizer(family: str):
+    """A tokenizer of the family's own kind (byte-level BPE, SentencePiece unigram, WordPiece), built offline."""
+    from transformers import (DebertaV2Tokenizer, DistilBertTokenizer, ElectraTokenizer, PreTrainedTokenizerFast,
+                              RobertaTokenizer, XLMRobertaTokenizer)
+
+    if family in ("bert", "distilbert", "electra"):  # the packaged uncased WordPiece vocabulary
+        cls = {"bert": AutoTokenizer, "distilbert": DistilBertTokenizer, "electra": ElectraTokenizer}[family]
+        return cls.from_pretrained(resolve_encoder(None))
+    if family == "roberta":
+        return RobertaTokenizer(vocab=_byte_level_vocab(["<s>", "<pad>", "</s>", "<unk>", "<mask>"]), merges=[])
+    if family == "xlm-roberta":
+        return XLMRobertaTokenizer(vocab=_unigram_vocab(["<s>", "<pad>", "</s>", "<unk>", "<mask>"]))
+    if family == "deberta-v2":
+        return DebertaV2Tokenizer(vocab=_unigram_vocab(["[PAD]", "[CLS]", "[SEP]", "[UNK]", "[MASK]"]), unk_id=3)
+    if family == "modernbert":  # byte-level BPE with [CLS] … [SEP] and no token_type_ids, as answerdotai/ModernBERT
+        from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
+
+        vocab = _byte_level_vocab(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"])
+        backend = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token="[UNK]"))
+        backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+        backend.decoder = decoders.ByteLevel()
+        backend.post_processor = processors.TemplateProcessing(
+            single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]", special_tokens=[("[CLS]", 2), ("[SEP]", 3)])
+        return PreTrainedTokenizerFast(
+            tokenizer_object=backend, cls_token="[CLS]", sep_token="[SEP]", pad_token="[PAD]", unk_token="[UNK]",
+            mask_token="[MASK]", model_input_names=["input_ids", "attention_mask"])
+    raise ValueError(f"unknown encoder family {family!r}")
+
+
+def tiny_encoder_config(family: str, tokenizer, positions: int = 64):
+    """Hidden size 32, 2 layers, `positions` usable token positions (RoBERTa-style encoders get 2 more)."""
+    size = dict(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                intermediate_size=64, max_position_embeddings=positions, pad_token_id=tokenizer.pad_token_id)
+    extra = {
+        "roberta": dict(max_position_embeddings=positions + 2, bos_token_id=0, eos_token_id=2),
+        "xlm-roberta": dict(max_position_embeddings=positions + 2, bos_token_id=0, eos_token_id=2),
+        "deberta-v2": dict(relative_attention=True, position_biased_input=False, pos_att_type=["p2c", "c2p"],
+                           type_vocab_size=0),  # as DeBERTa-v3
+        "electra": dict(embedding_size=32),
+        "modernbert": dict(cls_token_id=2, sep_token_id=3, bos_token_id=2, eos_token_id=3, local_attention=16,
+                           global_attn_every_n_layers=2),
+    }.get(family, {})
+    if family == "distilbert":
+        size = dict(vocab_size=len(tokenizer), dim=32, n_layers=2, n_heads=4, hidden_dim=64,
+                    max_position_embeddings=positions, pad_token_id=tokenizer.pad_token_id)
+    return AutoConfig.for_model(family, **{**size, **extra})
+
+
+def save_tiny_encoder(family: str, folder, positions: int = 64) -> str:
+    """A random encoder of the family and its tokenizer, saved like a Hub model."""
+    tokenizer = tiny_tokenizer(family)
+    torch.manual_seed(0)
+    AutoModel.from_config(tiny_encoder_config(family, tokenizer, positions)).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return str(folder)

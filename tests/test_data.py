@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from datasets import DatasetDict
 
 from modeling_htla.data import (
     build_taxonomy,
@@ -68,8 +69,8 @@ def test_jsonl_list_labels_all_splits(tmp_path):
     test = write_jsonl(tmp_path / "test.jsonl", PATH_ROWS[:1])
     raw = load_raw_datasets(train_file=str(train), test_file=str(test))
     assert list(raw) == ["train", "test"]
-    for split in raw.values():
-        assert split.column_names == ["text", "labels"]
+    assert raw["train"].column_names == ["text", "labels", "id"] and raw["train"]["id"][:] == [0, 1, 2]
+    assert raw["test"].column_names == ["text", "labels"]
     assert as_rows(raw["train"]) == [(row["text"], row["labels"]) for row in PATH_ROWS]
     assert raw["test"][0]["labels"] == ["comp", "comp.sys", "comp.sys.mac"]
 
@@ -287,12 +288,35 @@ def test_build_taxonomy_from_files(raw_paths, tmp_path):
 
 
 def test_build_taxonomy_derivation_failure(tmp_path):
-    rows = [{"text": "a", "labels": ["CCAT", "C15"]}, {"text": "b", "labels": ["GCAT", "C15"]}]
-    raw = load_raw_datasets(train_file=str(write_jsonl(tmp_path / "multi.jsonl", rows)))
+    """Label sets holding several paths, read as one path, put a top-level label under another one."""
+    rows = [{"text": "a", "labels": ["GCAT", "G15"]}, {"text": "b", "labels": ["CCAT", "C15", "GCAT"]}]
+    raw = load_raw_datasets(train_file=str(write_jsonl(tmp_path / "multi.jsonl", rows)),
+                            validation_file=str(write_jsonl(tmp_path / "dev.jsonl", rows[1:])))
     with pytest.raises(ValueError) as info:
         build_taxonomy(raw)
     message = str(info.value)
-    assert "--taxonomy_file" in message and "'C15'" in message and "row 2" in message
+    assert "--taxonomy_file" in message and "'GCAT'" in message and "split 'train' row 1" in message
+    assert "split 'train' row 2" in message
+    raw = DatasetDict({"train": raw["train"].select([0]), "validation": raw["validation"]})
+    with pytest.raises(ValueError, match="split 'validation' row 1"):
+        build_taxonomy(raw)
+
+
+def test_repeated_area_names_as_in_web_of_science(tmp_path):
+    """WOS-46985 has the area 'Depression' under both 'Psychology' and 'Medical' (CSV, one column per level)."""
+    rows = [["sad mood", "Psychology", "Depression"], ["ssri dose", "Medical", "Depression"],
+            ["tumour", "Medical", "Cancer"]]
+    raw = load_raw_datasets(
+        train_file=str(write_csv(tmp_path / "wos.csv", ["text", "label_level_1", "label_level_2"], rows)))
+    taxonomy = build_taxonomy(raw)
+    assert taxonomy.labels == ["Psychology", "Psychology > Depression", "Medical", "Medical > Depression", "Cancer"]
+    assert taxonomy.names == ["Psychology", "Depression", "Medical", "Depression", "Cancer"]
+    encoded = encode_labels(raw["train"], taxonomy)
+    assert [taxonomy.decode(vector) for vector in encoded["label_vector"]] == [
+        ["Psychology", "Psychology > Depression"], ["Medical", "Medical > Depression"], ["Medical", "Cancer"]]
+    only = load_raw_datasets(train_file=str(write_jsonl(tmp_path / "only.jsonl", [{"text": "x", "labels": ["Depression"]}])))
+    with pytest.raises(ValueError, match=r"train: row 1: label 'Depression' is not in the taxonomy .*give its parent"):
+        encode_labels(only["train"], taxonomy)
 
 
 # ---------------------------------------------------------------------------------------------- encoding

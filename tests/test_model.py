@@ -4,7 +4,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import chain_taxonomy, make_model
+from transformers import AutoTokenizer
+
+from conftest import chain_taxonomy, make_model, save_tiny_encoder
 from modeling_htla import HTLAModel, tla_loss
 from modeling_htla.loss import select_negatives
 
@@ -370,3 +372,17 @@ def test_crash_while_saving_leaves_the_previous_model_intact(small_taxonomy, tmp
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
     assert not [p for p in tmp_path.parent.iterdir() if p.name.startswith(".htla-save-")]
     HTLAModel.from_pretrained(tmp_path)
+
+
+@pytest.mark.parametrize("family", ["roberta", "xlm-roberta"])
+def test_long_inputs_are_cut_to_the_positions_keeping_the_closing_token(family, tmp_path):
+    """RoBERTa's positions start after the padding index: 514 position embeddings hold 512 tokens (here 34 hold 32).
+    An untruncated batch gives the same logits as the tokenizer's own truncation, which keeps </s> last."""
+    folder = save_tiny_encoder(family, tmp_path, positions=32)
+    model = HTLAModel.from_encoder(folder, taxonomy=chain_taxonomy(2), pooling="mean").eval()
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    texts = ["abc " * 200, "short", "x" * 40]
+    with torch.no_grad():
+        cut = model(**tokenizer(texts, padding=True, return_tensors="pt")).logits
+        truncated = model(**tokenizer(texts, padding=True, truncation=True, max_length=32, return_tensors="pt")).logits
+    assert torch.allclose(cut, truncated, atol=1e-5)

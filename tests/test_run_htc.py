@@ -32,6 +32,16 @@ def common_args(encoder_dir, data_dir, out):
     ]
 
 
+def run_in_process(args):
+    """`run_htc.main` in this process: no interpreter start-up, for runs whose files are all the test needs."""
+    sys.path.insert(0, str(ROOT))
+    try:
+        import run_htc
+    finally:
+        sys.path.remove(str(ROOT))
+    run_htc.main(args + ["--report_to", "none"])
+
+
 def run_script(args, launcher=None, check=True):
     env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", PYTHONPATH=str(ROOT))
     command = (launcher or [sys.executable]) + [SCRIPT] + args
@@ -70,6 +80,7 @@ def test_train_eval_predict_and_reload(encoder_dir, data_dir, tmp_path):
     predictions = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
     assert len(predictions) == 8
     assert all(set(p["scores"]) == set(p["labels"]) for p in predictions)
+    assert [p["id"] for p in predictions] == list(range(8))  # no id column: the row index
 
     # The checkpoint predicts with its own taxonomy (no --taxonomy_file) and gives the same predictions.
     again = tmp_path / "again"
@@ -170,14 +181,14 @@ def test_accelerate_launch_two_cpu_processes(encoder_dir, data_dir, tmp_path):
         (lambda d: {"--train_file": write_jsonl(d / "unknown.jsonl", [{"text": "x", "labels": "sport > golf"}])}, "golf"),
         (lambda d: {"--train_file": write_jsonl(d / "empty_text.jsonl", [{"text": "  ", "labels": "sport"}])}, "empty_text.jsonl"),
         (lambda d: {"--taxonomy_file": str(d / "cycle.taxonomy")}, "cycle.taxonomy"),
-        (lambda d: {"--taxonomy_file": str(d / "two_parents.taxonomy")}, "already listed on line 2"),
+        (lambda d: {"--taxonomy_file": str(d / "two_parents.taxonomy")}, "already listed under 'sport' on line 2"),
         (lambda d: {"--train_file": str(d / "latin1.jsonl")}, "not UTF-8"),
         (lambda d: {"--validation_file": str(d / "empty.jsonl")}, "empty.jsonl"),
     ],
 )
 def test_bad_input_exits_with_one_line_and_keeps_output(encoder_dir, data_dir, tmp_path, mutate, message):
     (data_dir / "cycle.taxonomy").write_text("Root\tsport\nsport\tfootball\nfootball\tsport\n", encoding="utf-8")
-    (data_dir / "two_parents.taxonomy").write_text("Root\tsport\tscience\nsport\tfootball\nscience\tfootball\n")
+    (data_dir / "two_parents.taxonomy").write_text("Root\tsport\tscience\nsport\tfootball\tfootball\n")
     (data_dir / "latin1.jsonl").write_bytes('{"text": "café", "labels": "sport"}\n'.encode("latin-1"))
     (data_dir / "empty.jsonl").write_text("")
     out = tmp_path / "out"
@@ -262,3 +273,59 @@ def test_predict_on_edge_texts_with_bounded_batches(encoder_dir, data_dir, tmp_p
     lines = (out / "predictions.jsonl").read_text(encoding="utf-8").splitlines()
     assert len(lines) == len(texts)
     assert read_json(out / "predict_results.json")["predict_samples"] == len(texts)
+
+
+def test_a_name_under_two_parents_is_two_labels_everywhere(encoder_dir, tmp_path):
+    """Web of Science style: 'Depression' under 'Psychology' and under 'Medical' are two labels, identified by their
+    paths in the config, predictions, metrics, card and both pipelines, and initialized from the name 'Depression'."""
+    from transformers import AutoTokenizer, pipeline
+
+    areas = [("Psychology", "Depression"), ("Medical", "Depression"), ("Medical", "Cancer"), ("Psychology", "Attention")]
+    rows = [{"text": f"{area.lower()} text {i}", "labels": f"{domain} > {area}"}
+            for i, (domain, area) in enumerate(areas * 5)]
+    data = {split: write_jsonl(tmp_path / f"{split}.jsonl", part)
+            for split, part in (("train", rows[:12]), ("validation", rows[12:16]), ("test", rows[16:]))}
+    out = tmp_path / "wos"
+    run_in_process(["--model_name_or_path", encoder_dir, "--train_file", data["train"],
+                    "--validation_file", data["validation"], "--test_file", data["test"], "--output_dir", str(out),
+                    "--do_train", "--do_eval", "--do_predict", "--max_steps", "2", "--max_seq_length", "16",
+                    "--threshold", "0.0"])
+    both = {"Psychology > Depression", "Medical > Depression"}
+    config = read_json(out / "config.json")
+    labels, names = config["taxonomy"]["labels"], config["taxonomy"]["names"]
+    assert both <= set(labels) and set(config["id2label"].values()) == set(labels)
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    depression = tokenizer("Depression", add_special_tokens=False)["input_ids"]
+    for label in both:
+        assert names[labels.index(label)] == "Depression"
+        assert config["label_name_ids"][labels.index(label)] == depression
+    # Threshold 0 predicts every label: each document gets both Depression labels and both paths.
+    for line in (out / "predictions.jsonl").read_text().splitlines():
+        record = json.loads(line)
+        assert both <= set(record["labels"]) and both <= set(record["paths"])
+    # Two gold labels per document among all 6: micro-F1 = 2PR / (P + R) with R = 1 and P = 2/6.
+    assert read_json(out / "predict_results.json")["predict_micro_f1"] == pytest.approx(2 * (2 / 6) / (2 / 6 + 1))
+    assert all(f"{label}" in (out / "README.md").read_text() for label in both)
+    flat = pipeline("text-classification", model=str(out), trust_remote_code=True, top_k=None)
+    assert both <= {item["label"] for item in flat(["a sad mood"])[0]}
+    paths = pipeline("hierarchical-text-classification", model=str(out), trust_remote_code=True)
+    assert both <= {item["label"] for item in paths(["a sad mood"], threshold=0.0)[0]}
+
+
+def test_no_graph_encoder_alone_trains_the_flat_classifier(encoder_dir, data_dir, tmp_path):
+    out = tmp_path / "flat"
+    run_in_process(common_args(encoder_dir, data_dir, out) + ["--do_train", "--max_steps", "1",
+                                                              "--no_use_graph_encoder"])
+    config = read_json(out / "config.json")
+    assert config["use_graph_encoder"] is False and config["use_tla"] is False
+    assert not any(key.startswith("graph_encoder.") for key in HTLAModel.from_pretrained(out).state_dict())
+
+
+def test_predictions_carry_the_input_id(encoder_dir, data_dir, tmp_path):
+    rows = [json.loads(line) for line in (data_dir / "test.jsonl").read_text().splitlines()]
+    shuffled = [dict(row, id=f"doc-{i}") for i, row in enumerate(rows)][::-1]
+    args = common_args(encoder_dir, data_dir, tmp_path / "out")
+    args[args.index("--test_file") + 1] = write_jsonl(tmp_path / "test.jsonl", shuffled)
+    run_in_process(args + ["--do_predict", "--per_device_eval_batch_size", "3"])
+    predictions = [json.loads(line) for line in (tmp_path / "out" / "predictions.jsonl").read_text().splitlines()]
+    assert [p["id"] for p in predictions] == [row["id"] for row in shuffled]

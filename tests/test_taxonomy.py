@@ -46,8 +46,52 @@ def test_json_map_and_names(tmp_path):
 def test_from_paths():
     tax = Taxonomy.from_paths([["a", "a1"], ["a", "a2"], ["b"]])
     assert tax.labels == ["a", "a1", "a2", "b"] and tax.parent_ids == [-1, 0, 0, -1]
-    with pytest.raises(ValueError, match="under both"):
-        Taxonomy.from_paths([["a", "x"], ["b", "x"]])
+    assert tax.names == tax.labels
+
+
+def test_a_name_under_several_parents_is_identified_by_its_path():
+    """Web of Science: 'Depression' is an area of both 'Psychology' and 'Medical'."""
+    paths = [["Psychology", "Depression"], ["Medical", "Depression"], ["Medical", "Other", "Misc"],
+             ["CS", "Other", "Misc"], ["CS", "Other", "Compilers"], ["Medical", "Cancer"]]
+    tax = Taxonomy.from_paths(paths)
+    assert tax.labels == ["Psychology", "Psychology > Depression", "Medical", "Medical > Depression",
+                          "Medical > Other", "Medical > Other > Misc", "CS", "CS > Other", "CS > Other > Misc",
+                          "Compilers", "Cancer"]
+    assert tax.names == ["Psychology", "Depression", "Medical", "Depression", "Other", "Misc", "CS", "Other", "Misc",
+                         "Compilers", "Cancer"]
+    assert [tax.path(i) for i in range(len(tax))] == [" > ".join(p[:d]) for p, d in [
+        (paths[0], 1), (paths[0], 2), (paths[1], 1), (paths[1], 2), (paths[2], 2), (paths[2], 3), (paths[3], 1),
+        (paths[3], 2), (paths[3], 3), (paths[4], 3), (paths[5], 2)]]
+    ids = tax.label2id
+    # A path, a set in any order, or identifiers: the repeated name is placed by the example's other labels.
+    for labels in (["Medical", "Depression"], ["Depression", "Medical"], ["Medical > Depression"]):
+        assert tax.label_ids(labels)[-1 if labels[0] == "Medical" else 0] == ids["Medical > Depression"]
+    assert tax.label_ids(["CS", "Other", "Misc"]) == [ids["CS"], ids["CS > Other"], ids["CS > Other > Misc"]]
+    # A repeated name that is also a top-level label: the example's own labels decide, in any order.
+    top = Taxonomy(["Other", "A", "A > Other"], [None, None, "A"])
+    assert top.names == ["Other", "A", "Other"]
+    assert top.label_ids(["Other", "A"]) == [2, 1] and top.label_ids(["A", "Other"]) == [1, 2]
+    assert top.label_ids(["Other"]) == [0]
+    assert tax.decode(tax.encode(["Misc", "Other", "Medical"])) == ["Medical", "Medical > Other", "Medical > Other > Misc"]
+    with pytest.raises(ValueError, match=r"label 'Depression' is not in the taxonomy .*Psychology > Depression"):
+        tax.encode(["Depression"])
+    with pytest.raises(ValueError, match="sits under several"):
+        tax.encode(["Medical", "Psychology", "Depression"])
+    # The identifiers survive the config round trip and the HiAGM file.
+    assert Taxonomy(**tax.to_dict()) == tax
+
+
+@pytest.mark.parametrize(
+    "paths, message",
+    [
+        ([["CCAT", "C15", "GCAT"], ["GCAT", "G15"]], r"label 'GCAT' is a top-level label \(path 2\) and also sits "
+                                                       r"under 'C15' \(path 1\)"),
+        ([["a", "b", "a"]], r"label 'a' sits below itself in 'a > b > a' \(path 1\)"),
+    ],
+)
+def test_paths_that_look_like_label_sets_are_refused(paths, message):
+    with pytest.raises(ValueError, match=message):
+        Taxonomy.from_paths(paths)
 
 
 @pytest.mark.parametrize(
@@ -71,15 +115,47 @@ def test_duplicate_and_empty_names():
         Taxonomy(["a"], [None], names=["   "])
 
 
+def test_hiagm_lines_in_any_order(tmp_path):
+    top_down = Taxonomy.from_file(write(tmp_path, "Root\tA\tB\nA\tA1\nA1\tx\n", "a.taxonomy"))
+    shuffled = Taxonomy.from_file(write(tmp_path, "A1\tx\nRoot\tA\tB\nA\tA1\n", "b.taxonomy"))
+    assert shuffled.path(shuffled.label2id["x"]) == "A > A1 > x"
+    assert {label: shuffled.path(i) for i, label in enumerate(shuffled.labels)} == {
+        label: top_down.path(i) for i, label in enumerate(top_down.labels)}
+    issue = Taxonomy.from_file(write(tmp_path, "Root\tA\tB\nA1\tx\nA\tA1\n", "c.taxonomy"))
+    assert issue.ancestors(issue.label2id["x"]) == [issue.label2id["A"], issue.label2id["A1"], issue.label2id["x"]]
+
+
+def test_hiagm_repeated_names_and_paths_as_parents(tmp_path):
+    text = ("Root\tMedical\tPsychology\tOther\nMedical\tDepression\tOther\nPsychology\tDepression\n"
+            "Other\tMisc\nMedical > Other\tRare\n")
+    tax = Taxonomy.from_file(write(tmp_path, text))
+    assert tax.labels == ["Medical", "Psychology", "Other", "Medical > Depression", "Medical > Other",
+                          "Psychology > Depression", "Misc", "Rare"]
+    assert tax.names == ["Medical", "Psychology", "Other", "Depression", "Other", "Depression", "Misc", "Rare"]
+    assert tax.path(tax.label2id["Rare"]) == "Medical > Other > Rare"
+    assert tax.path(tax.label2id["Misc"]) == "Other > Misc"  # alone, a repeated top-level name is the top-level one
+    saved = tmp_path / "copy.taxonomy"
+    tax.save(saved)
+    assert Taxonomy.from_file(saved) == tax
+
+
 @pytest.mark.parametrize(
     "text, message",
     [
-        ("Root\ta\tb\na\tc\nb\tc\n", r":3: label 'c' already listed on line 2"),
+        ("Root\ta\tb\na\tc\tc\n", r":2: label 'c' already listed under 'a' on line 2"),
         ("Root\ta\ta\n", r":1: label 'a' already listed"),
-        ("a\tb\n", r":1: first line must start with 'Root'"),
-        ("Root\ta\nx\ty\n", r":2: parent 'x' was not listed"),
+        ("a\tb\n", r"no 'Root' line"),
+        ("Root\ta\nRoot\tb\n", r":2: a second 'Root' line \(the first is line 1\)"),
+        ("Root\ta\nx\ty\n", r":2: parent 'x' is not listed as a child on any line"),
         ("Root\ta\t\tb\n", r":1: empty label name"),
         ("", "empty taxonomy file"),
+        # a real cycle: b and c are each listed once, under each other
+        ("Root\ta\nb\tc\nc\tb\n", r":2: cycle c -> b -> c \(lines 2, 3\)"),
+        ("Root\tsport\nsport\tfootball\nfootball\tsport\n",
+         r":3: cycle sport -> football -> sport: 'sport' is listed below itself \(lines 1, 2, 3\)"),
+        ("Root\tA\tB\nA\tx\nB\tx\nx\ty\n", r":4: parent 'x' is ambiguous, it is listed under 'A' \(line 2\) "
+                                             r"and under 'B' \(line 3\); write it as its path, e.g. 'A > x'"),
+        ("Root\tA\nA > z\ty\n", r":2: parent path 'A > z': no label 'z' under 'A'"),
     ],
 )
 def test_malformed_hiagm_files_name_the_line(tmp_path, text, message):
