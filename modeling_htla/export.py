@@ -36,7 +36,14 @@ CUSTOM_PIPELINES = {
         "pt": ["AutoModel"],
         "tf": [],
         "type": "text",
-    }
+    },
+    # transformers' own task, answered with readable label names next to the identifiers.
+    "text-classification": {
+        "impl": "pipeline_htla.HTLATextClassificationPipeline",
+        "pt": ["AutoModelForSequenceClassification"],
+        "tf": [],
+        "type": "text",
+    },
 }
 
 # Package-style imports -> sibling imports inside the flat checkpoint folder.
