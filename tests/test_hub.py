@@ -10,8 +10,8 @@ import sys
 
 import pytest
 import torch
-import yaml
 from conftest import ISOLATE, LABEL_NAMES, ROOT
+from huggingface_hub import ModelCard
 from transformers import AutoTokenizer
 
 from modeling_htla import HTLAModel
@@ -67,20 +67,34 @@ def test_checkpoint_folder_holds_code_config_weights_tokenizer_card(trained):
     assert not list(out.glob("*.bin")) and not list(out.glob("*.pt"))
 
 
-def test_model_card_yaml_widget_and_results(trained):
+def test_model_card_metadata_widget_outputs_and_results(trained):
     out, _ = trained
-    text = (out / "README.md").read_text()
-    _, front, body = text.split("---\n", 2)
-    meta = yaml.safe_load(front)
-    assert meta["library_name"] == "transformers" and meta["pipeline_tag"] == "text-classification"
-    assert len(meta["widget"]) == 3 and all(w["text"] for w in meta["widget"])
-    results = meta["model-index"][0]["results"][0]
+    card = ModelCard.load(out / "README.md")
+    meta = card.data
+    assert meta.library_name == "transformers" and meta.pipeline_tag == "text-classification"
     predicted = json.loads((out / "predict_results.json").read_text())
-    micro = next(m for m in results["metrics"] if m["name"] == "Micro-F1")["value"]
-    assert micro == round(100 * predicted["predict_micro_f1"], 2) and results["dataset"]["split"] == "test"
+    micro = next(r for r in meta.eval_results if r.metric_name == "Micro-F1")
+    assert micro.metric_value == round(100 * predicted["predict_micro_f1"], 2) and micro.dataset_split == "test"
+    assert meta.to_dict()["model-index"][0]["name"] == "org/htla-tiny"
+
+    # Each widget example carries the model's own top-5 scores, labels written "identifier — name".
+    model = HTLAModel.from_pretrained(out).eval()
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    assert len(meta.widget) == 3
+    for example in meta.widget:
+        with torch.no_grad():
+            scores = model(**tokenizer(example["text"], return_tensors="pt")).logits[0].sigmoid()
+        top = scores.topk(5)
+        expected = [f"{model.config.id2label[j]} — {LABEL_NAMES[model.config.id2label[j]]}" for j in top.indices.tolist()]
+        assert [item["label"] for item in example["output"]] == expected
+        assert [item["score"] for item in example["output"]] == pytest.approx(top.values.tolist(), abs=1e-4)
+
+    body = card.text
     for section in ["## Taxonomy", "## Training data and hyper-parameters", "## Results", "## Usage", "## Limitations",
-                    "## Citation", "| level 2 |", "2409.00788"]:
+                    "## Citation", "| level 2 |", "2409.00788", "handler.py", "modeling_htla.space"]:
         assert section in body, section
+    assert "| 1 | 2 | science — Natural sciences; sport — Sports |" in body
+    assert "exactly a flat linear classifier on the text feature" in body  # the default fusion, "add"
 
 
 def test_push_uploads_exactly_the_checkpoint(trained):
