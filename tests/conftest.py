@@ -89,6 +89,14 @@ def encoder_dir(tmp_path_factory):
     return str(path)
 
 
+def path_ends(taxonomy: Taxonomy, probabilities, threshold: float) -> list[int]:
+    """Ends of the predicted paths, best first: labels above the threshold with every ancestor, none of whose children
+    is; computed here by walking the tree, independently of the package's decoder."""
+    kept = [all(probabilities[a] > threshold for a in taxonomy.ancestors(j)) for j in range(len(taxonomy))]
+    ends = [j for j in range(len(taxonomy)) if kept[j] and not any(kept[c] for c in taxonomy.children[j])]
+    return sorted(ends, key=lambda j: -float(probabilities[j]))
+
+
 def write_jsonl(path, rows):
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     return str(path)

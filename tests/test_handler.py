@@ -10,7 +10,7 @@ import sys
 
 import pytest
 import torch
-from conftest import ISOLATE, LABEL_NAMES, ROOT
+from conftest import ISOLATE, LABEL_NAMES, ROOT, path_ends
 from transformers import AutoTokenizer
 
 from modeling_htla import HTLAModel
@@ -122,12 +122,9 @@ def test_handler_paths_follow_the_tree_at_each_threshold(served):
         probabilities = model(**AutoTokenizer.from_pretrained(out)(TEXTS, return_tensors="pt", padding=True)).logits.sigmoid()
 
     def expected_paths(p, threshold):
-        """Ends of the paths whose every label is above the threshold, computed here without the package's decoder."""
-        kept = [all(p[a] > threshold for a in tax.ancestors(j)) for j in range(len(tax))]
-        ends = [j for j in range(len(tax)) if kept[j] and not any(kept[c] for c in tax.children[j])]
         return [(" > ".join(tax.labels[a] for a in tax.ancestors(j)),
                  " > ".join(LABEL_NAMES[tax.labels[a]] for a in tax.ancestors(j)), float(p[j]))
-                for j in sorted(ends, key=lambda j: -p[j])]
+                for j in path_ends(tax, p, threshold)]
 
     everything, at_03, default = answer["answers"][4:7]
     for got, threshold, rows in [(everything, 0.0, probabilities), (at_03, 0.3, probabilities),
