@@ -54,4 +54,6 @@ class EndpointHandler:
                              f"(expected {', '.join(allowed)})")
         if output == "labels":
             parameters.setdefault("top_k", None)  # the task's top_k only limits when given
+        if inputs == []:
+            return []  # one answer per text (transformers' pipelines fail on an empty batch)
         return self.pipelines[task](inputs, **parameters)

@@ -35,9 +35,11 @@ class HTLATextClassificationPipeline(TextClassificationPipeline):
 
     def postprocess(self, model_outputs, **kwargs):
         result = super().postprocess(model_outputs, **kwargs)
-        for answer in result if isinstance(result, list) else [result]:
-            answer["name"] = self.label_names[answer["label"]]
-        return result
+
+        def named(answer: dict) -> dict:
+            return {"label": answer["label"], "name": self.label_names[answer["label"]], "score": answer["score"]}
+
+        return [named(answer) for answer in result] if isinstance(result, list) else named(result)
 
 
 class HierarchicalTextClassificationPipeline(Pipeline):

@@ -2,7 +2,7 @@
 `requirements.txt` and the Space card (`README.md`).
 
     python -m modeling_htla.space org/htla-icd10cm --output_dir space/
-    huggingface-cli upload org/htla-icd10cm-demo space/ --repo-type space
+    hf upload org/htla-icd10cm-demo space/ --repo-type space
 """
 
 from __future__ import annotations

@@ -67,7 +67,7 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def wait_until_served(url: str, server: subprocess.Popen, log, timeout: float = 240) -> None:
+def wait_until_served(url: str, server: subprocess.Popen, log, timeout: float = 600) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         assert server.poll() is None, f"the app exited: {open(log.name).read()[-3000:]}"
@@ -119,7 +119,7 @@ def test_app_shows_the_predicted_paths_in_a_browser(trained, space, tmp_path):
             wait_until_served(f"http://127.0.0.1:{port}/", server, log)
             browser = chromium()
             browser.get(f"http://127.0.0.1:{port}/")
-            wait = WebDriverWait(browser, 120)
+            wait = WebDriverWait(browser, 300)
             wait.until(lambda b: b.find_element(By.CSS_SELECTOR, "#htla-text textarea")).send_keys(TEXT)
             browser.find_element(By.CSS_SELECTOR, "#htla-classify").click()
             wait.until(lambda b: len(b.find_elements(By.CSS_SELECTOR, "#htla-paths li")) == len(expected))

@@ -52,6 +52,8 @@ GOOD = [
     {"inputs": TEXTS, "parameters": {"output": "paths", "threshold": 0.0}},
     {"inputs": TEXTS, "parameters": {"output": "paths", "threshold": 0.3}},
     {"inputs": TEXTS[0], "parameters": {"output": "paths"}},
+    {"inputs": [], "parameters": {"output": "paths"}},
+    {"inputs": [], "parameters": {"top_k": 2}},
 ]
 BAD = [
     ({"text": "no inputs key"}, 'request: expected a JSON object {"inputs": ..., "parameters": {...}}'),
@@ -79,7 +81,7 @@ def served(trained, tmp_path_factory):
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH" and not k.endswith("_OFFLINE")}
     requests = GOOD + [request for request, _ in BAD]
     result = subprocess.run([sys.executable, "-c", f"REPO = {str(ROOT)!r}\n" + SERVE, str(source), str(resaved),
-                             json.dumps(requests)], cwd=work, env=env, capture_output=True, text=True, timeout=300)
+                             json.dumps(requests)], cwd=work, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     return out, source, resaved, json.loads(result.stdout.rstrip("\n").rsplit("\n", 1)[-1])
 
@@ -135,6 +137,7 @@ def test_handler_paths_follow_the_tree_at_each_threshold(served):
             assert [(a["label"], a["name"]) for a in paths] == [e[:2] for e in expected]
             assert [a["score"] for a in paths] == pytest.approx([e[2] for e in expected], abs=1e-5)
     assert all(len(paths) == 4 for paths in everything)  # every leaf at threshold 0
+    assert answer["answers"][7:9] == [[], []]  # no texts, no answers
 
 
 def test_handler_rejects_bad_requests_in_one_line(served):
