@@ -49,7 +49,7 @@ from modeling_htla.export import push_folder
 from modeling_htla.io import write_atomic
 from modeling_htla.trainer import AnyMetricEarlyStopping, last_complete_checkpoint
 from modeling_htla.metrics import load_htc_metric
-from modeling_htla.model_card import model_card
+from modeling_htla.model_card import model_card, widget_examples
 
 logger = logging.getLogger(__name__)
 
@@ -414,7 +414,8 @@ def main(argv: list[str] | None = None) -> None:
             )
 
     if training_args.do_train and trainer.is_world_process_zero():
-        write_card(model, model_args, data_args, training_args, raw, metrics if training_args.do_predict else eval_metrics)
+        write_card(model, tokenizer, model_args, data_args, training_args, raw,
+                   metrics if training_args.do_predict else eval_metrics)
         if push_to_hub:
             repo_id = training_args.hub_model_id or Path(training_args.output_dir).name
             url = push_folder(training_args.output_dir, repo_id, token=training_args.hub_token,
@@ -422,8 +423,8 @@ def main(argv: list[str] | None = None) -> None:
             logger.info("Pushed %s to %s", training_args.output_dir, url)
 
 
-def write_card(model, model_args, data_args, training_args, raw, metrics) -> None:
-    """README.md of the saved checkpoint, with widget examples from the validation data."""
+def write_card(model, tokenizer, model_args, data_args, training_args, raw, metrics) -> None:
+    """README.md of the saved checkpoint, with widget examples from the validation data and the model's scores."""
     dataset = data_args.dataset_name or (Path(data_args.train_file).parent.name if data_args.train_file else "ICD-10-CM")
     split = "test" if training_args.do_predict else "validation"
     examples = raw["validation"]["text"][:3] if "validation" in raw else []
@@ -433,12 +434,12 @@ def write_card(model, model_args, data_args, training_args, raw, metrics) -> Non
         dataset_name=dataset,
         metrics={k.replace("predict_", "test_", 1).replace("eval_", "validation_", 1): v for k, v in metrics.items()},
         metrics_split=split,
-        widget_texts=[" ".join(text.split())[:300] for text in examples],
+        widget=widget_examples(model, tokenizer, [" ".join(text.split())[:300] for text in examples]),
         training_arguments=training_args.to_dict(),
         base_model=None if model_args.model_name_or_path is None or os.path.isdir(model_args.model_name_or_path)
         else model_args.model_name_or_path,
     )
-    write_atomic(Path(training_args.output_dir) / "README.md", card)
+    write_atomic(Path(training_args.output_dir) / "README.md", str(card))
 
 
 if __name__ == "__main__":

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .taxonomy import Taxonomy
+from .taxonomy import PATH_SEPARATOR, Taxonomy
 
 DECODING = ("threshold", "consistent")
+NAME_SEPARATOR = " — "
 
 
 def decode_scores(scores: np.ndarray, taxonomy: Taxonomy, threshold: float = 0.5, decoding: str = "threshold") -> np.ndarray:
@@ -26,10 +27,26 @@ def decode_scores(scores: np.ndarray, taxonomy: Taxonomy, threshold: float = 0.5
     return chosen
 
 
-def predicted_paths(scores: np.ndarray, chosen: np.ndarray, taxonomy: Taxonomy) -> list[tuple[str, float]]:
-    """The root-to-node paths of one document's deepest chosen labels with their scores, most confident first."""
-    ends = [j for j in np.flatnonzero(chosen) if not chosen[taxonomy.children[j]].any()]
-    return sorted(((taxonomy.path(j), float(scores[j])) for j in ends), key=lambda item: -item[1])
+def path_ends(scores: np.ndarray, chosen: np.ndarray, taxonomy: Taxonomy) -> list[tuple[int, float]]:
+    """One document's deepest chosen labels (the ends of its predicted paths) with their scores, most confident first."""
+    ends = [int(j) for j in np.flatnonzero(chosen) if not chosen[taxonomy.children[j]].any()]
+    return sorted(((j, float(scores[j])) for j in ends), key=lambda item: -item[1])
+
+
+def display_label(taxonomy: Taxonomy, label_id: int) -> str:
+    """A label as people read it: identifier and readable name (`"E08-E13 — Diabetes mellitus"`), or the identifier
+    alone when the name adds nothing to it (the same text, or the identifier's last path segment)."""
+    label, name = taxonomy.labels[label_id], taxonomy.names[label_id]
+    if name in (label, label.rsplit(PATH_SEPARATOR, 1)[-1]):
+        return label
+    return f"{label}{NAME_SEPARATOR}{name}"
+
+
+def path_answer(taxonomy: Taxonomy, label_id: int, score: float) -> dict:
+    """The path to a label as the pipelines answer it: identifiers in `label` (`"4 > E08-E13"`, matching
+    `config.id2label`), readable names in `name` (`"Endocrine, … diseases > Diabetes mellitus"`)."""
+    names = PATH_SEPARATOR.join(taxonomy.names[i] for i in taxonomy.ancestors(label_id))
+    return {"label": taxonomy.path(label_id), "name": names, "score": score}
 
 
 def prediction_records(scores: np.ndarray, taxonomy: Taxonomy, chosen: np.ndarray) -> list[dict]:
@@ -41,7 +58,7 @@ def prediction_records(scores: np.ndarray, taxonomy: Taxonomy, chosen: np.ndarra
             {
                 "labels": [taxonomy.labels[j] for j in ids],
                 "scores": {taxonomy.labels[j]: round(float(row_scores[j]), 5) for j in ids},
-                "paths": [path for path, _ in predicted_paths(row_scores, row_chosen, taxonomy)],
+                "paths": [taxonomy.path(j) for j, _ in path_ends(row_scores, row_chosen, taxonomy)],
             }
         )
     return records

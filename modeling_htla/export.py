@@ -7,6 +7,14 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    # Never run. transformers copies a remote-code module's relative imports (found by pattern) into its module cache,
+    # and copies them again when such a model is saved; these make a checkpoint loaded through remote code keep
+    # every file below, so its re-save is complete.
+    from .handler import EndpointHandler  # noqa: F401
+    from .pipeline import HierarchicalTextClassificationPipeline  # noqa: F401
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -21,6 +29,7 @@ REMOTE_CODE_FILES = {
     "modeling_htla.py": PACKAGE_DIR / "modeling.py",
     "pipeline_htla.py": PACKAGE_DIR / "pipeline.py",
     "export.py": PACKAGE_DIR / "export.py",
+    "handler.py": PACKAGE_DIR / "handler.py",  # Inference Endpoints' custom handler
 }
 
 AUTO_MAP = {
@@ -36,14 +45,21 @@ CUSTOM_PIPELINES = {
         "pt": ["AutoModel"],
         "tf": [],
         "type": "text",
-    }
+    },
+    # transformers' own task, answered with readable label names next to the identifiers.
+    "text-classification": {
+        "impl": "pipeline_htla.HTLATextClassificationPipeline",
+        "pt": ["AutoModelForSequenceClassification"],
+        "tf": [],
+        "type": "text",
+    },
 }
 
 # Package-style imports -> sibling imports inside the flat checkpoint folder.
 _IMPORT_REWRITES = [
     (re.compile(r"^([ \t]*)from configuration_htla import", re.M), r"\1from .configuration_htla import"),
     (re.compile(r"^([ \t]*)from modeling_htla\.(\w+) import", re.M), r"\1from .\2 import"),
-    (re.compile(r"^([ \t]*)from \.modeling import", re.M), r"\1from .modeling_htla import"),
+    (re.compile(r"^([ \t]*)from \.(modeling|pipeline) import", re.M), r"\1from .\2_htla import"),
 ]
 
 
@@ -55,10 +71,18 @@ def flat_source(path: Path) -> str:
     return text
 
 
+def source_files() -> dict[str, Path]:
+    """Flat file name -> its source: this repository's files, or for a model loaded through remote code (this file
+    then being the flat `export.py` in transformers' module cache) the flat files beside it."""
+    if (PACKAGE_DIR / "modeling_htla.py").is_file():
+        return {name: PACKAGE_DIR / name for name in REMOTE_CODE_FILES}
+    return REMOTE_CODE_FILES
+
+
 def write_remote_code(folder: str | Path) -> None:
     """Write the flat source files into `folder` and register them in its `config.json`."""
     folder = Path(folder)
-    for name, source in REMOTE_CODE_FILES.items():
+    for name, source in source_files().items():
         (folder / name).write_text(flat_source(source), encoding="utf-8")
     config_path = folder / "config.json"
     config = json.loads(config_path.read_text(encoding="utf-8"))

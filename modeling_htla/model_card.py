@@ -1,12 +1,17 @@
-"""The model card (README.md) of an HTLA checkpoint: Hub metadata (widget, model-index) and a readable report."""
+"""The model card (README.md) of an HTLA checkpoint, built with `huggingface_hub`'s `ModelCard`: Hub metadata (widget
+examples with the model's own outputs, model-index from `EvalResult`s) and a readable report."""
 
 from __future__ import annotations
 
 from collections import Counter
 
-import yaml
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
 from configuration_htla import HTLAConfig
+
+from .decoding import display_label
+from .pipeline import HTLATextClassificationPipeline
+from .taxonomy import Taxonomy
 
 CITATION = """@inproceedings{kumar2024htla,
   title     = {Modeling Text-Label Alignment for Hierarchical Text Classification},
@@ -17,14 +22,65 @@ CITATION = """@inproceedings{kumar2024htla,
   archivePrefix = {arXiv}
 }"""
 
-HYPER_PARAMETERS = ("pooling", "use_graph_encoder", "graph_num_layers", "graph_num_heads", "edge_dim", "use_tla",
-                    "tla_weight", "tla_temperature", "negative_mining", "num_negatives")
+HYPER_PARAMETERS = ("pooling", "use_graph_encoder", "fusion", "graph_num_layers", "graph_num_heads", "edge_dim",
+                    "use_tla", "tla_weight", "tla_temperature", "negative_mining", "num_negatives")
 TRAINING_ARGUMENTS = ("learning_rate", "head_learning_rate", "per_device_train_batch_size", "num_train_epochs",
                       "max_steps", "warmup_steps", "weight_decay", "seed")
+WIDGET_TOP_K = 5  # label scores stored per widget example
+LEVEL_EXAMPLES_CHARS = 160  # length of a taxonomy-table cell before it is cut with "…"
+
+# What the model computes at inference, per `config.fusion` (h: text feature, f_j: GPTrans feature of label j).
+AT_INFERENCE = {
+    "add": "At inference this model is exactly a flat linear classifier on the text feature: `logit_j = w_j·(h + f_j) "
+           "+ b_j = w_j·h + (b_j + w_j·f_j)`, so each label's graph feature only adds a fixed per-label bias; the "
+           "label graph shapes the predictions through training, not at inference.",
+    "dot": "At inference the label graph takes part in every prediction: each label's graph feature is its classifier "
+           "weight, `logit_j = s·cos(h, f_j) + b_j` (a scaled cosine between the text and label features).",
+}
+AT_INFERENCE_FLAT = ("At inference this model is a flat classifier: one linear layer scores every label from the text "
+                     "feature, with no label graph.")
 
 
 def _percent(value) -> str:
     return f"{100 * value:.2f}" if isinstance(value, (int, float)) else "–"
+
+
+def at_inference(config: HTLAConfig) -> str:
+    """One sentence on what the model computes at inference, for the fusion it uses."""
+    if not config.use_graph_encoder:
+        return AT_INFERENCE_FLAT
+    fusion = getattr(config, "fusion", "add")
+    if fusion not in AT_INFERENCE:
+        raise ValueError(f"fusion: expected one of {sorted(AT_INFERENCE)}, got {fusion!r}")
+    return AT_INFERENCE[fusion]
+
+
+def level_examples(taxonomy: Taxonomy, depth: int, limit: int = LEVEL_EXAMPLES_CHARS) -> str:
+    """The labels of one level as `identifier — name`, in taxonomy order, cut after whole labels at about `limit`
+    characters and then ending with "…" and how many are not shown."""
+    ids = [j for j, d in enumerate(taxonomy.depths) if d == depth]
+    shown: list[str] = []
+    for j in ids:
+        label = display_label(taxonomy, j)
+        if shown and len("; ".join(shown + [label])) > limit:
+            break
+        shown.append(label)
+    text = "; ".join(shown) + (f"; … ({len(ids) - len(shown)} more)" if len(shown) < len(ids) else "")
+    return text.replace("|", "\\|")
+
+
+def widget_examples(model, tokenizer, texts: list[str], top_k: int = WIDGET_TOP_K) -> list[dict]:
+    """`widget:` entries for the card: each text with the model's own top `top_k` label scores, labels written as
+    `identifier — name` for the Hub page (which cannot run remote-code models itself)."""
+    if not texts:
+        return []
+    classify = HTLATextClassificationPipeline(model=model.eval(), tokenizer=tokenizer, device=model.device)
+    taxonomy = model.config.get_taxonomy()
+    return [
+        {"text": text, "output": [{"label": display_label(taxonomy, taxonomy.label2id[item["label"]]),
+                                   "score": round(item["score"], 4)} for item in answer]}
+        for text, answer in zip(texts, classify(texts, top_k=top_k, truncation=True))
+    ]
 
 
 def model_card(
@@ -33,40 +89,33 @@ def model_card(
     dataset_name: str,
     metrics: dict[str, float] | None = None,
     metrics_split: str = "test",
-    widget_texts: list[str] | None = None,
+    widget: list[dict] | None = None,
     training_arguments: dict | None = None,
     base_model: str | None = None,
-) -> str:
-    """README.md text for a checkpoint. `metrics` are the metric module's keys (optionally with a split prefix)."""
+) -> ModelCard:
+    """The card of a checkpoint. `metrics` are the metric module's keys (optionally with a split prefix); `widget`
+    comes from `widget_examples`."""
     taxonomy = config.get_taxonomy()
     metrics = {key.split("_", 1)[1] if key.startswith(f"{metrics_split}_") else key: value
                for key, value in (metrics or {}).items()}
-    metadata = {
-        "library_name": "transformers",
-        "pipeline_tag": "text-classification",
-        "tags": ["htla", "hierarchical-text-classification", "multi-label-classification", "text-classification"],
-    }
-    if base_model:
-        metadata["base_model"] = base_model
-    if widget_texts:
-        metadata["widget"] = [{"text": text} for text in widget_texts]
+    eval_results = None
     if "micro_f1" in metrics:
-        metadata["model-index"] = [{
-            "name": model_name,
-            "results": [{
-                "task": {"type": "text-classification", "name": "Hierarchical text classification"},
-                "dataset": {"name": dataset_name, "type": dataset_name, "split": metrics_split},
-                "metrics": [
-                    {"type": "f1", "name": "Micro-F1", "value": round(100 * metrics["micro_f1"], 2)},
-                    {"type": "f1", "name": "Macro-F1", "value": round(100 * metrics["macro_f1"], 2)},
-                ],
-            }],
-        }]
+        eval_results = [
+            EvalResult(task_type="text-classification", task_name="Hierarchical text classification",
+                       dataset_type=dataset_name, dataset_name=dataset_name, dataset_split=metrics_split,
+                       metric_type="f1", metric_name=name, metric_value=round(100 * metrics[key], 2))
+            for key, name in (("micro_f1", "Micro-F1"), ("macro_f1", "Macro-F1"))
+        ]
+    data = ModelCardData(
+        model_name=model_name, base_model=base_model, library_name="transformers", pipeline_tag="text-classification",
+        tags=["htla", "hierarchical-text-classification", "multi-label-classification", "text-classification"],
+        eval_results=eval_results, widget=widget or None,
+    )
 
     per_level = Counter(taxonomy.depths)
-    levels = "\n".join(f"| {depth} | {per_level[depth]} | {', '.join(taxonomy.labels[i] for i, d in enumerate(taxonomy.depths) if d == depth)[:120]} |"
+    levels = "\n".join(f"| {depth} | {per_level[depth]} | {level_examples(taxonomy, depth)} |"
                        for depth in sorted(per_level))
-    settings = "\n".join(f"| `{key}` | {getattr(config, key)} |" for key in HYPER_PARAMETERS)
+    settings = "\n".join(f"| `{key}` | {getattr(config, key)} |" for key in HYPER_PARAMETERS if hasattr(config, key))
     settings += "".join(f"\n| `{key}` | {training_arguments[key]} |" for key in TRAINING_ARGUMENTS
                         if training_arguments and training_arguments.get(key) is not None)
     if "micro_f1" in metrics:
@@ -79,23 +128,30 @@ def model_card(
                    "per-label F1 over all taxonomy labels)."
     else:
         results = "No evaluation results were recorded for this checkpoint."
-    example = (widget_texts or ["A document to classify."])[0].replace('"', "'")[:200]
+    texts = [entry["text"] for entry in widget or []]
+    example = (texts or ["A document to classify."])[0].replace('"', "'")[:200]
+    if config.use_graph_encoder:
+        architecture = "a graph transformer (GPTrans) over the label tree, trained with BCE" + (
+            f" plus the Text-Label Alignment loss (λ = {config.tla_weight})" if config.use_tla else "")
+    else:
+        architecture = "one linear classifier over all labels, trained with BCE (the flat baseline)"
 
     body = f"""
 # {model_name}
 
-A hierarchical text classifier trained with **HTLA** (Kumar & Toshniwal, *Modeling Text-Label Alignment for
-Hierarchical Text Classification*, ECML-PKDD 2024). HTLA encodes the text with a pretrained encoder
-({config.text_config.model_type}, {config.text_config.num_hidden_layers} layers, hidden size {config.hidden_size}),
-encodes the label tree with a graph transformer (GPTrans), adds the text vector to every label vector and scores
-each sum with one shared linear classifier; training adds a Text-Label Alignment loss to BCE.
+A hierarchical text classifier from the `htla` package, which implements **HTLA** (Kumar & Toshniwal, *Modeling
+Text-Label Alignment for Hierarchical Text Classification*, ECML-PKDD 2024): a pretrained text encoder
+({config.text_config.model_type}, {config.text_config.num_hidden_layers} layers, hidden size {config.hidden_size}) and
+{architecture}.
+
+{at_inference(config)}
 
 ## Taxonomy
 
 {len(taxonomy)} labels on {taxonomy.num_levels} levels; a prediction is a set of labels, normally a path from the
-top level down.
+top level down. A label has an identifier (`config.id2label`) and a readable name, written `identifier — name`.
 
-| level | labels | examples |
+| level | count | labels (identifier — name) |
 | --- | --- | --- |
 {levels}
 
@@ -113,16 +169,20 @@ Trained on {dataset_name}.
 
 ## Usage
 
+The Hub's widget cannot run models that need `trust_remote_code`; the examples on this page show this model's own
+scores, computed when the card was written. Both pipelines answer each label by its identifier (`label`, as in
+`config.id2label`) and its readable name (`name`).
+
 ```python
 from transformers import pipeline
 
-# One score per label (sigmoid), what the Hub widget shows:
-classifier = pipeline("text-classification", model="{model_name}", trust_remote_code=True, top_k=None)
-classifier("{example}")
+# One sigmoid score per label, best first:
+classifier = pipeline("text-classification", model="{model_name}", trust_remote_code=True, top_k=5)
+classifier("{example}")   # [{{"label": ..., "name": ..., "score": ...}}, ...]
 
 # Label paths consistent with the tree:
 htc = pipeline("hierarchical-text-classification", model="{model_name}", trust_remote_code=True)
-htc(["{example}"], threshold=0.5)
+htc(["{example}"], threshold=0.5)   # [[{{"label": "a > b", "name": "A > B", "score": ...}}]]
 ```
 
 ```python
@@ -132,6 +192,13 @@ model = AutoModel.from_pretrained("{model_name}", trust_remote_code=True)
 tokenizer = AutoTokenizer.from_pretrained("{model_name}", trust_remote_code=True)
 probabilities = model(**tokenizer("{example}", return_tensors="pt")).logits.sigmoid()
 ```
+
+**Inference Endpoints.** This repository holds a custom `handler.py`: deploy it as an Inference Endpoint and send
+`{{"inputs": "a text", "parameters": {{"top_k": 5}}}}` for label scores, or
+`{{"inputs": "a text", "parameters": {{"output": "paths", "threshold": 0.5}}}}` for the predicted paths.
+
+**Demo.** `python -m modeling_htla.space {model_name} --output_dir space/` (in the htla repository) writes a Gradio
+Space for this model: predicted paths, scores per level and the whole tree with a threshold slider.
 
 ## Limitations
 
@@ -147,4 +214,4 @@ probabilities = model(**tokenizer("{example}", return_tensors="pt")).logits.sigm
 {CITATION}
 ```
 """
-    return "---\n" + yaml.safe_dump(metadata, sort_keys=False, allow_unicode=True) + "---\n" + body
+    return ModelCard(f"---\n{data.to_yaml()}\n---\n{body}")

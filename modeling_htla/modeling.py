@@ -21,6 +21,7 @@ from transformers.utils import ModelOutput
 from configuration_htla import HTLAConfig
 
 from .default_encoder import resolve_encoder
+from .export import write_remote_code
 from .graph_encoder import LabelGraphEncoder
 from .loss import htla_loss
 from .taxonomy import Taxonomy
@@ -61,8 +62,9 @@ class HTLAPreTrainedModel(PreTrainedModel):
         return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
 
     def save_pretrained(self, save_directory, *args, **kwargs):
-        """Save as usual, plus the flat source files and `auto_map` that make the folder loadable anywhere with
-        `trust_remote_code=True`. (A model itself loaded through remote code gets them from transformers.)
+        """Save as usual, plus the flat source files (model, pipelines, `handler.py`), `auto_map` and
+        `custom_pipelines` that make the folder loadable anywhere with `trust_remote_code=True`, also when the model
+        was itself loaded through remote code (transformers alone would copy only the modeling file's imports).
 
         Files are written to a temporary folder beside the target and then renamed into it one by one, so a crash
         while saving never leaves a half-written weight or config file in place of a good one.
@@ -73,10 +75,7 @@ class HTLAPreTrainedModel(PreTrainedModel):
         staging = tempfile.mkdtemp(dir=os.path.dirname(os.path.abspath(save_directory)), prefix=".htla-save-")
         try:
             super().save_pretrained(staging, *args, **kwargs)
-            if self._auto_class is None:
-                from .export import write_remote_code
-
-                write_remote_code(staging)
+            write_remote_code(staging)
             for name in sorted(os.listdir(staging), key=lambda n: n == "config.json"):  # config last
                 os.replace(os.path.join(staging, name), os.path.join(save_directory, name))
         finally:

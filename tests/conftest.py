@@ -9,12 +9,28 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_EVALUATE_OFFLINE", "1")
 
 import json  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
+from huggingface_hub import HfApi  # noqa: E402
+from huggingface_hub.utils import filter_repo_objects  # noqa: E402
 from transformers import AutoConfig, AutoModel, AutoTokenizer, BertConfig, BertModel  # noqa: E402
 
 from modeling_htla import HTLAConfig, HTLAModel, Taxonomy, resolve_encoder  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# First lines of a script run in a fresh interpreter that must not import this repository or the installed package
+# (as on a machine that only downloaded a checkpoint); the script defines REPO before them.
+ISOLATE = r"""
+import importlib.util, sys
+sys.meta_path = [f for f in sys.meta_path if "editable" not in (f if isinstance(f, type) else type(f)).__module__]
+sys.path_importer_cache.clear()
+sys.path = [p for p in sys.path if p and p.rstrip("/") != REPO]
+assert importlib.util.find_spec("modeling_htla") is None and importlib.util.find_spec("configuration_htla") is None
+"""
 
 
 def tiny_text_config(**overrides) -> BertConfig:
@@ -74,9 +90,22 @@ def encoder_dir(tmp_path_factory):
     return str(path)
 
 
+def path_ends(taxonomy: Taxonomy, probabilities, threshold: float) -> list[int]:
+    """Ends of the predicted paths, best first: labels above the threshold with every ancestor, none of whose children
+    is; computed here by walking the tree, independently of the package's decoder."""
+    kept = [all(probabilities[a] > threshold for a in taxonomy.ancestors(j)) for j in range(len(taxonomy))]
+    ends = [j for j in range(len(taxonomy)) if kept[j] and not any(kept[c] for c in taxonomy.children[j])]
+    return sorted(ends, key=lambda j: -float(probabilities[j]))
+
+
 def write_jsonl(path, rows):
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     return str(path)
+
+
+# Readable names that differ from the identifiers, so tests can tell which one a view shows.
+LABEL_NAMES = {"science": "Natural sciences", "sport": "Sports", "biology": "Life sciences", "physics": "Physics",
+               "football": "Association football", "tennis": "Lawn tennis"}
 
 
 @pytest.fixture(scope="session")
@@ -93,6 +122,7 @@ def data_dir(tmp_path_factory):
     (path / "labels.taxonomy").write_text(
         "Root\tscience\tsport\nscience\tbiology\tphysics\nsport\tfootball\ttennis\n", encoding="utf-8"
     )
+    (path / "label_names.json").write_text(json.dumps(LABEL_NAMES), encoding="utf-8")
     return path
 
 
@@ -167,3 +197,34 @@ def save_tiny_encoder(family: str, folder, positions: int = 64) -> str:
     AutoModel.from_config(tiny_encoder_config(family, tokenizer, positions)).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return str(folder)
+
+
+@pytest.fixture(scope="session")
+def trained(encoder_dir, data_dir, tmp_path_factory):
+    """A tiny HTLA trained by run_htc.py in-process with --push_to_hub, the Hub calls intercepted."""
+    sys.path.insert(0, str(ROOT))
+    import run_htc
+
+    calls = {}
+
+    def fake_upload(self, repo_id, folder_path, ignore_patterns=None, **kw):
+        files = [str(p.relative_to(folder_path)) for p in Path(folder_path).rglob("*") if p.is_file()]
+        calls["upload"] = (repo_id, sorted(filter_repo_objects(files, ignore_patterns=ignore_patterns)))
+        calls["card"] = (Path(folder_path) / "README.md").read_text()
+        return "https://huggingface.co/org/htla-tiny/commit/0"
+
+    out = tmp_path_factory.mktemp("hub") / "htla-tiny"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(HfApi, "create_repo", lambda self, repo_id, **kw: calls.setdefault("create", (repo_id, kw)))
+        patch.setattr(HfApi, "upload_folder", fake_upload)
+        run_htc.main([
+            "--model_name_or_path", encoder_dir,
+            "--train_file", str(data_dir / "train.jsonl"), "--validation_file", str(data_dir / "validation.jsonl"),
+            "--test_file", str(data_dir / "test.jsonl"), "--taxonomy_file", str(data_dir / "labels.taxonomy"),
+            "--label_names_file", str(data_dir / "label_names.json"),
+            "--output_dir", str(out), "--do_train", "--do_eval", "--do_predict", "--max_steps", "4",
+            "--per_device_train_batch_size", "8", "--learning_rate", "1e-3", "--max_seq_length", "16",
+            "--eval_strategy", "steps", "--eval_steps", "2", "--save_steps", "2", "--report_to", "none",
+            "--push_to_hub", "--hub_model_id", "org/htla-tiny",
+        ])
+    return out, calls

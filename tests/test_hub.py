@@ -7,28 +7,21 @@ import re
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
-import yaml
-from huggingface_hub import HfApi
-from huggingface_hub.utils import filter_repo_objects
+from conftest import ISOLATE, LABEL_NAMES, ROOT
+from huggingface_hub import ModelCard
 from transformers import AutoTokenizer
 
 from modeling_htla import HTLAModel
-from modeling_htla.export import AUTO_MAP, CUSTOM_PIPELINES, PIPELINE_TASK, REMOTE_CODE_FILES
+from modeling_htla.export import AUTO_MAP, CUSTOM_PIPELINES, REMOTE_CODE_FILES
 
-ROOT = Path(__file__).resolve().parents[1]
 TEXTS = ["goal match striker referee", "quantum particle energy photon", "", "cell gene protein 🧬 клетка"]
 
 # Runs in a fresh interpreter that can import neither this repository nor the installed package.
-CLEAN_LOAD = r"""
-import importlib.util, json, sys
-sys.meta_path = [f for f in sys.meta_path if "editable" not in (f if isinstance(f, type) else type(f)).__module__]
-sys.path_importer_cache.clear()
-sys.path = [p for p in sys.path if p and p.rstrip("/") != REPO]
-assert importlib.util.find_spec("modeling_htla") is None and importlib.util.find_spec("configuration_htla") is None
+CLEAN_LOAD = ISOLATE + r"""
+import json
 import torch
 from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification, AutoTokenizer, pipeline
 folder, texts = sys.argv[1], json.loads(sys.argv[2])
@@ -45,6 +38,7 @@ flat = pipeline("text-classification", model=folder, trust_remote_code=True, top
 htc = pipeline("hierarchical-text-classification", model=folder, trust_remote_code=True)
 print(json.dumps({
     "config_class": type(config).__name__,
+    "pipeline_classes": [type(flat).__name__, type(htc).__name__],
     "num_labels": config.num_labels,
     "logits": logits,
     "flat": flat(texts),
@@ -52,42 +46,6 @@ print(json.dumps({
     "htc_one": htc(texts[0]),
 }))
 """
-
-
-@pytest.fixture(scope="module")
-def trained(encoder_dir, data_dir, tmp_path_factory, monkeypatch_module):
-    """A tiny HTLA trained by run_htc.py in-process with --push_to_hub, the Hub calls intercepted."""
-    sys.path.insert(0, str(ROOT))
-    import run_htc
-
-    calls = {}
-    monkeypatch_module.setattr(HfApi, "create_repo", lambda self, repo_id, **kw: calls.setdefault("create", (repo_id, kw)))
-
-    def fake_upload(self, repo_id, folder_path, ignore_patterns=None, **kw):
-        files = [str(p.relative_to(folder_path)) for p in Path(folder_path).rglob("*") if p.is_file()]
-        calls["upload"] = (repo_id, sorted(filter_repo_objects(files, ignore_patterns=ignore_patterns)))
-        calls["card"] = (Path(folder_path) / "README.md").read_text()
-        return "https://huggingface.co/org/htla-tiny/commit/0"
-
-    monkeypatch_module.setattr(HfApi, "upload_folder", fake_upload)
-    out = tmp_path_factory.mktemp("hub") / "htla-tiny"
-    run_htc.main([
-        "--model_name_or_path", encoder_dir,
-        "--train_file", str(data_dir / "train.jsonl"), "--validation_file", str(data_dir / "validation.jsonl"),
-        "--test_file", str(data_dir / "test.jsonl"), "--taxonomy_file", str(data_dir / "labels.taxonomy"),
-        "--output_dir", str(out), "--do_train", "--do_eval", "--do_predict", "--max_steps", "4",
-        "--per_device_train_batch_size", "8", "--learning_rate", "1e-3", "--max_seq_length", "16",
-        "--eval_strategy", "steps", "--eval_steps", "2", "--save_steps", "2", "--report_to", "none",
-        "--push_to_hub", "--hub_model_id", "org/htla-tiny",
-    ])
-    return out, calls
-
-
-@pytest.fixture(scope="module")
-def monkeypatch_module():
-    patcher = pytest.MonkeyPatch()
-    yield patcher
-    patcher.undo()
 
 
 def test_checkpoint_folder_holds_code_config_weights_tokenizer_card(trained):
@@ -103,26 +61,40 @@ def test_checkpoint_folder_holds_code_config_weights_tokenizer_card(trained):
         text = (out / name).read_text()
         assert not re.search(r"^\s*(from|import) (modeling_htla|configuration_htla)\b", text, re.M), name
     # Every auto_map / custom pipeline entry points at a class defined in a shipped file.
-    for reference in list(AUTO_MAP.values()) + [CUSTOM_PIPELINES[PIPELINE_TASK]["impl"]]:
+    for reference in list(AUTO_MAP.values()) + [spec["impl"] for spec in CUSTOM_PIPELINES.values()]:
         module, cls = reference.split(".")
         assert f"class {cls}(" in (out / f"{module}.py").read_text(), reference
     assert not list(out.glob("*.bin")) and not list(out.glob("*.pt"))
 
 
-def test_model_card_yaml_widget_and_results(trained):
+def test_model_card_metadata_widget_outputs_and_results(trained):
     out, _ = trained
-    text = (out / "README.md").read_text()
-    _, front, body = text.split("---\n", 2)
-    meta = yaml.safe_load(front)
-    assert meta["library_name"] == "transformers" and meta["pipeline_tag"] == "text-classification"
-    assert len(meta["widget"]) == 3 and all(w["text"] for w in meta["widget"])
-    results = meta["model-index"][0]["results"][0]
+    card = ModelCard.load(out / "README.md")
+    meta = card.data
+    assert meta.library_name == "transformers" and meta.pipeline_tag == "text-classification"
     predicted = json.loads((out / "predict_results.json").read_text())
-    micro = next(m for m in results["metrics"] if m["name"] == "Micro-F1")["value"]
-    assert micro == round(100 * predicted["predict_micro_f1"], 2) and results["dataset"]["split"] == "test"
+    micro = next(r for r in meta.eval_results if r.metric_name == "Micro-F1")
+    assert micro.metric_value == round(100 * predicted["predict_micro_f1"], 2) and micro.dataset_split == "test"
+    assert meta.to_dict()["model-index"][0]["name"] == "org/htla-tiny"
+
+    # Each widget example carries the model's own top-5 scores, labels written "identifier — name".
+    model = HTLAModel.from_pretrained(out).eval()
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    assert len(meta.widget) == 3
+    for example in meta.widget:
+        with torch.no_grad():
+            scores = model(**tokenizer(example["text"], return_tensors="pt")).logits[0].sigmoid()
+        top = scores.topk(5)
+        expected = [f"{model.config.id2label[j]} — {LABEL_NAMES[model.config.id2label[j]]}" for j in top.indices.tolist()]
+        assert [item["label"] for item in example["output"]] == expected
+        assert [item["score"] for item in example["output"]] == pytest.approx(top.values.tolist(), abs=1e-4)
+
+    body = card.text
     for section in ["## Taxonomy", "## Training data and hyper-parameters", "## Results", "## Usage", "## Limitations",
-                    "## Citation", "| level 2 |", "2409.00788"]:
+                    "## Citation", "| level 2 |", "2409.00788", "handler.py", "modeling_htla.space"]:
         assert section in body, section
+    assert "| 1 | 2 | science — Natural sciences; sport — Sports |" in body
+    assert "exactly a flat linear classifier on the text feature" in body  # the default fusion, "add"
 
 
 def test_push_uploads_exactly_the_checkpoint(trained):
@@ -159,10 +131,13 @@ def test_clean_process_loads_through_auto_classes_and_pipelines(trained, tmp_pat
     for name, logits in loaded["logits"].items():
         assert torch.allclose(torch.tensor(logits), expected, atol=1e-5), name
 
-    # text-classification: one sigmoid score per label under the label names.
+    # text-classification: one sigmoid score per label, best first, identifier in `label`, readable `name` beside it.
+    assert loaded["pipeline_classes"] == ["HTLATextClassificationPipeline", "HierarchicalTextClassificationPipeline"]
     for text_scores, row in zip(loaded["flat"], expected):
         scores = {item["label"]: item["score"] for item in text_scores}
         assert set(scores) == set(model.config.id2label.values())
+        assert [item["score"] for item in text_scores] == sorted(scores.values(), reverse=True)
+        assert all(item["name"] == LABEL_NAMES[item["label"]] for item in text_scores)
         for j, label in model.config.id2label.items():
             assert abs(scores[label] - float(row[j].sigmoid())) < 1e-5
     # hierarchical-text-classification: tree-consistent paths with the deepest label's score.
@@ -173,6 +148,7 @@ def test_clean_process_loads_through_auto_classes_and_pipelines(trained, tmp_pat
             ids = [model.config.label2id[label] for label in labels]
             assert all(row[j] > 0.3 for j in ids) and model.taxonomy.ancestors(ids[-1]) == ids
             assert abs(item["score"] - float(row[ids[-1]])) < 1e-5
+            assert item["name"] == " > ".join(LABEL_NAMES[label] for label in labels)
     # A single string gives one answer (not a batch of one), decoded at the default threshold 0.5.
     assert isinstance(loaded["htc_one"], list)
     for item in loaded["htc_one"]:

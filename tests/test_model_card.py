@@ -1,0 +1,52 @@
+"""The model card's parts: readable labels and the cut of long levels in the taxonomy table, the sentence on what the
+model is at inference for each fusion, and a card without results or examples."""
+
+import pytest
+from conftest import make_model
+from huggingface_hub import ModelCard
+
+from modeling_htla import Taxonomy
+from modeling_htla.decoding import display_label
+from modeling_htla.model_card import at_inference, level_examples, model_card
+
+
+def test_display_label_adds_the_name_only_when_it_says_more():
+    tax = Taxonomy.from_parents({"C15": None, "C152": "C15", "Medical > Depression": None, "plain": None},
+                                names={"C152": "COMMENT/FORECASTS", "Medical > Depression": "Depression"})
+    shown = [display_label(tax, j) for j in range(len(tax))]
+    assert shown == ["C15", "C152 — COMMENT/FORECASTS", "Medical > Depression", "plain"]
+
+
+def test_long_level_ends_with_an_ellipsis_and_a_count():
+    parents = {f"C{i}": None for i in range(40)}
+    tax = Taxonomy.from_parents(parents, names={f"C{i}": f"Topic {i} | part" for i in range(40)})
+    cell = level_examples(tax, 1, limit=100)
+    shown, rest = cell.rsplit("; … (", 1)
+    items = shown.split("; ")
+    assert items[:2] == ["C0 — Topic 0 \\| part", "C1 — Topic 1 \\| part"]  # pipes escaped for the Markdown table
+    assert rest == f"{40 - len(items)} more)" and len(shown) <= 100 and all(" — Topic " in item for item in items)
+    assert level_examples(tax, 1, limit=10_000).count(";") == 39 and "…" not in level_examples(tax, 1, limit=10_000)
+    one = Taxonomy.from_parents({"x": None}, names={"x": "a name far longer than the limit " * 5})
+    assert level_examples(one, 1, limit=10) == display_label(one, 0)  # a label is never cut in the middle
+
+
+def test_inference_sentence_follows_the_fusion(small_taxonomy):
+    config = make_model(small_taxonomy).config
+    assert "exactly a flat linear classifier" in at_inference(config)  # no `fusion` attribute: the paper's "add"
+    config.fusion = "add"
+    assert "b_j + w_j·f_j" in at_inference(config)
+    config.fusion = "dot"
+    assert "s·cos(h, f_j)" in at_inference(config) and "every prediction" in at_inference(config)
+    config.fusion = "concat"
+    with pytest.raises(ValueError, match="fusion: expected one of \\['add', 'dot'\\], got 'concat'"):
+        at_inference(config)
+    flat = make_model(small_taxonomy, use_graph_encoder=False, use_tla=False).config
+    assert "flat classifier" in at_inference(flat) and "no label graph" in at_inference(flat)
+
+
+def test_card_without_results_or_examples_is_valid(small_taxonomy):
+    card = model_card(make_model(small_taxonomy).config, model_name="org/m", dataset_name="d")
+    loaded = ModelCard(str(card))
+    assert loaded.data.eval_results is None and loaded.data.get("widget") is None
+    assert "No evaluation results were recorded" in loaded.text
+    assert "| 1 | 2 | a — Alpha topics; b |" in loaded.text and "| 2 | 3 | a1 — Alpha one; a2; b1 |" in loaded.text
