@@ -11,8 +11,15 @@ if TYPE_CHECKING:
 
 NEGATIVE_MINING = ("hard", "random", "all")
 GRAPH_ATTENTION = ("auto", "dense", "sparse")
-# "auto" switches to the sparse graph form above this many labels; "dense" refuses taxonomies above the limit.
-SPARSE_GRAPH_ABOVE = 2048
+# "auto" keeps the exact dense GPTrans form while the activations it keeps for its L² label pairs stay under
+# DENSE_MEMORY_BUDGET (about 490 labels at edge_dim 30 and 12 heads), and above that picks the form that does less
+# work. Measured by benchmarks/bench_graph_forms.py (README, "Choosing the graph form"): a dense layer keeps about
+# 4·(3·edge_dim + 4·heads) bytes per pair for its backward pass (590 B measured at 30 and 12); a pair of the sparse
+# form costs SPARSE_PAIR_COST pairs of the dense form, plus a fixed SPARSE_FIXED_COST dense pairs.
+DENSE_MEMORY_BUDGET = 128 * 2**20
+SPARSE_PAIR_COST = 1.2
+SPARSE_FIXED_COST = 7400
+# Above this many labels the dense form's [L, L, edge_dim] tensors take gigabytes: "dense" refuses, "auto" is sparse.
 DENSE_GRAPH_LIMIT = 4096
 POOLING = ("cls", "mean")
 FUSION = ("add", "dot")
@@ -55,10 +62,17 @@ class HTLAConfig(PretrainedConfig):
             Size of the edge features (distance embedding + mean of path-label embeddings).
         graph_attention (`str`, *optional*, defaults to `"auto"`):
             `"dense"` attends over every label pair (edge tensors of `L² × edge_dim`); `"sparse"` only over pairs at
-            most `graph_max_hops` tree edges apart, so large taxonomies fit in memory; `"auto"` is dense up to 2,048
-            labels and sparse above. Sparse equals dense when `graph_max_hops` covers the whole tree.
+            most `graph_max_hops` tree edges apart (with the sibling bound below), so large taxonomies fit in
+            memory; `"auto"` is dense while its pair activations take at most 128 MiB (about 490 labels at the
+            default sizes) and otherwise whichever form does less measured work (`use_sparse_graph`). Sparse equals
+            dense when `graph_max_hops` covers the whole tree and no family exceeds the sibling bound.
         graph_max_hops (`int`, *optional*, defaults to 2):
             Neighbourhood radius of the sparse form (2 = parent, children, siblings, grandparents, grandchildren).
+        graph_max_siblings (`int`, *optional*, defaults to 32):
+            Sibling bound of the sparse form: in a family of more than this + 1 children, a label pairs sideways with
+            the `graph_max_siblings` siblings next to it in the taxonomy's order (half before, half after,
+            cyclically) instead of all of them, and reaches the others through their parent. Keeps the pair count
+            linear in the fan-out; narrower families are untouched. `None` pairs every sibling.
         graph_dropout (`float`, *optional*, defaults to 0.1):
             Dropout inside GPTrans.
         use_tla (`bool`, *optional*, defaults to `use_graph_encoder`):
@@ -99,6 +113,7 @@ class HTLAConfig(PretrainedConfig):
         edge_dim: int = 30,
         graph_attention: str = "auto",
         graph_max_hops: int = 2,
+        graph_max_siblings: int | None = 32,
         graph_dropout: float = 0.1,
         use_tla: bool | None = None,
         tla_weight: float = 1.0,
@@ -139,6 +154,8 @@ class HTLAConfig(PretrainedConfig):
             raise ValueError(f"graph_attention must be one of {GRAPH_ATTENTION}, got {graph_attention!r}")
         if graph_max_hops < 1:
             raise ValueError(f"graph_max_hops must be >= 1, got {graph_max_hops}")
+        if graph_max_siblings is not None and graph_max_siblings < 0:
+            raise ValueError(f"graph_max_siblings must be >= 0 or None, got {graph_max_siblings}")
         if graph_attention == "dense" and len(tax) > DENSE_GRAPH_LIMIT:
             gib = len(tax) ** 2 * edge_dim * 4 / 2**30
             raise ValueError(
@@ -176,6 +193,7 @@ class HTLAConfig(PretrainedConfig):
         self.edge_dim = edge_dim
         self.graph_attention = graph_attention
         self.graph_max_hops = graph_max_hops
+        self.graph_max_siblings = graph_max_siblings
         self.graph_dropout = graph_dropout
         self.use_tla = use_tla
         self.tla_weight = tla_weight
@@ -196,9 +214,18 @@ class HTLAConfig(PretrainedConfig):
 
     @property
     def use_sparse_graph(self) -> bool:
-        """Whether GPTrans uses the sparse (k-hop) form."""
+        """Whether GPTrans uses the sparse (k-hop) form: as asked, or for `"auto"` when the dense form would keep
+        more than `DENSE_MEMORY_BUDGET` for its pairs and the sparse form does less work (see the constants)."""
+        if self.graph_attention != "auto":
+            return self.graph_attention == "sparse"
         labels = len(self.taxonomy["labels"])
-        return self.graph_attention == "sparse" or (self.graph_attention == "auto" and labels > SPARSE_GRAPH_ABOVE)
+        if labels > DENSE_GRAPH_LIMIT:
+            return True
+        bytes_per_pair = 4 * (3 * self.edge_dim + 4 * self.graph_num_heads) * self.graph_num_layers
+        if labels**2 * bytes_per_pair <= DENSE_MEMORY_BUDGET:
+            return False
+        pairs = len(self.get_taxonomy().neighbour_pairs(self.graph_max_hops, self.graph_max_siblings)[0])
+        return labels**2 > SPARSE_FIXED_COST + SPARSE_PAIR_COST * pairs
 
     def get_taxonomy(self) -> Taxonomy:
         """The label tree as a `Taxonomy`."""

@@ -4,10 +4,14 @@ and Graph Propagation Attention layers (Chen et al., 2023) as used by HTLA."""
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
+from torch.autograd.function import once_differentiable
+from torch.utils.checkpoint import checkpoint
 
 from configuration_htla import HTLAConfig
 
@@ -15,38 +19,49 @@ from configuration_htla import HTLAConfig
 class LabelTree:
     """Tree index tensors of a taxonomy, built once from the config and moved lazily to each device.
 
-    Dense form: every label pair (`lca`, `distance` are `[L, L]`). Sparse form (`config.use_sparse_graph`): only
-    pairs at most `graph_max_hops` apart (`source`, `target`, `lca`, `distance` are `[P]`), so memory grows with
-    the neighbourhoods instead of `L²`. They are plain tensors, not module buffers: they derive from the config,
-    never from a checkpoint, and so are independent of how `transformers` materializes parameters when loading.
+    Dense form: every label pair (`lca`, `distance` are `[L, L]`). Sparse form (`config.use_sparse_graph`): the
+    pairs of `Taxonomy.neighbour_pairs(graph_max_hops, graph_max_siblings)` (`source`, `target`, `lca`, `distance`
+    are `[P]`), so memory grows with the neighbourhoods instead of `L²`. They are plain tensors, not module
+    buffers: they derive from the config, never from a checkpoint, and so are independent of how `transformers`
+    materializes parameters when loading.
     """
 
     def __init__(self, config: HTLAConfig):
         taxonomy = config.get_taxonomy()
         ids = config.label_name_ids or [[] for _ in taxonomy.labels]
-        width = max((len(x) for x in ids), default=0) or 1
-        name_ids = np.zeros((len(ids), width), dtype=np.int64)
-        name_mask = np.zeros((len(ids), width), dtype=np.float32)
-        for i, tokens in enumerate(ids):
-            name_ids[i, : len(tokens)] = tokens
-            name_mask[i, : len(tokens)] = 1.0
+        # Label names as bags of token ids (flat ids + each label's offset), so the mean name embedding never
+        # materializes an [L, longest name, H] tensor.
+        name_ids = np.asarray([token for tokens in ids for token in tokens], dtype=np.int64)
+        offsets = np.cumsum([0] + [len(tokens) for tokens in ids], dtype=np.int64)[:-1]
         self.num_labels = len(taxonomy)
         self.num_distances = 2 * taxonomy.num_levels + 1  # longest path goes up to the root and down again
         self.sparse = config.use_sparse_graph
         rows, cols = taxonomy.ancestor_pairs()
-        self._arrays = {"ancestor_rows": rows, "ancestor_cols": cols, "name_ids": name_ids, "name_mask": name_mask}
+        self._arrays = {"ancestor_rows": rows, "ancestor_cols": cols, "name_ids": name_ids, "name_offsets": offsets}
         if self.sparse:
-            source, target, lca, distance = taxonomy.neighbour_pairs(config.graph_max_hops)
-            self._arrays.update(source=source, target=target, lca=lca, distance=distance)  # [P] each
+            pairs = taxonomy.neighbour_pairs(config.graph_max_hops, config.graph_max_siblings)
+            source, target, lca, distance = pairs  # [P] each, sorted by source then target: CSR order
+            by_target = np.lexsort((source, target))  # the transposed CSR order, for the backward pass
+            self._arrays.update(
+                source=source, target=target, lca=lca, distance=distance, crow=_row_pointers(source, self.num_labels),
+                by_target=by_target, source_by_target=source[by_target],
+                crow_by_target=_row_pointers(target, self.num_labels),
+            )
         else:
             lca, distance = taxonomy.tree_arrays()
             self._arrays.update(lca=lca, distance=distance)  # [L, L] each
+        self.num_pairs = len(self._arrays["source"]) if self.sparse else self.num_labels**2  # label pairs attended
         self._on_device: dict[torch.device, dict[str, torch.Tensor]] = {}
 
     def to(self, device: torch.device) -> dict[str, torch.Tensor]:
         if device not in self._on_device:
             self._on_device[device] = {k: torch.from_numpy(v).to(device) for k, v in self._arrays.items()}
         return self._on_device[device]
+
+
+def _row_pointers(rows: np.ndarray, num_rows: int) -> np.ndarray:
+    """CSR row pointers `[num_rows + 1]` of sorted row ids."""
+    return np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=num_rows))]).astype(np.int64)
 
 
 class LabelEdgeFeatures(nn.Module):
@@ -74,14 +89,104 @@ class LabelEdgeFeatures(nn.Module):
         return self.distance_embeddings(distance) + path_sum / path_len
 
 
-def segment_softmax(scores: torch.Tensor, segments: torch.Tensor, num_segments: int) -> torch.Tensor:
-    """Softmax of `scores` `[P, h]` within each group of rows sharing a `segments` id (the sparse row softmax)."""
-    index = segments[:, None].expand_as(scores)
-    maxima = torch.full((num_segments, scores.shape[1]), float("-inf"), dtype=scores.dtype, device=scores.device)
-    maxima = maxima.scatter_reduce(0, index, scores.detach(), "amax")
-    exp = (scores - maxima[segments]).exp()
-    totals = torch.zeros_like(maxima).index_add(0, segments, exp)
-    return exp / totals[segments]
+def _csr(crow: torch.Tensor, col: torch.Tensor, values: torch.Tensor, size: int) -> torch.Tensor:
+    """`[size, size]` sparse CSR matrix over the listed pairs (row pointers `crow`, column ids `col`)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "sparse CSR tensor support is in beta state"
+        return torch.sparse_csr_tensor(crow, col, values, (size, size))
+
+
+def _sparse_dtype(x: torch.Tensor) -> torch.dtype:
+    """The sparse kernels take float32/float64 only (not bfloat16 or float16 on CPU): others run in float32."""
+    return x.dtype if x.dtype in (torch.float32, torch.float64) else torch.float32
+
+
+def _sddmm(x: torch.Tensor, y: torch.Tensor, crow: torch.Tensor, col: torch.Tensor) -> torch.Tensor:
+    """`[h, P]`: per head, `x_h[i]·y_h[j]` for every listed pair `(i, j)` in CSR order; `x`, `y` are `[h, L, d]`."""
+    dtype = _sparse_dtype(x)
+    pattern = _csr(crow, col, x.new_zeros(col.shape[0], dtype=dtype), x.shape[1])
+    out = [torch.sparse.sampled_addmm(pattern, xh, yh.T, beta=0).values() for xh, yh in zip(x.to(dtype), y.to(dtype))]
+    return torch.stack(out).to(x.dtype)
+
+
+def _spmm(values: torch.Tensor, y: torch.Tensor, crow: torch.Tensor, col: torch.Tensor) -> torch.Tensor:
+    """`[h, L, d]`: per head, `out_h[i] = Σ_j values_h[(i, j)] · y_h[j]` over the listed pairs; `values` `[h, P]`."""
+    dtype = _sparse_dtype(y)
+    values, dense = values.to(dtype), y.to(dtype)
+    return torch.stack([_csr(crow, col, vh, y.shape[1]) @ yh for vh, yh in zip(values, dense)]).to(y.dtype)
+
+
+class PairDot(torch.autograd.Function):
+    """`[P, h]` per-head dot products `x_i·y_j` of the listed label pairs (a sampled dense-dense matrix product).
+
+    Runs on sparse CSR kernels, and its backward on sparse-dense products (one per head): autograd over gathers
+    would keep `x[source]` and `y[target]`, `[P, H]` each (1.5 KiB a pair at H = 384), and be several times slower.
+    """
+
+    @staticmethod
+    def forward(ctx, x, y, tree):  # x, y [h, L, d]
+        ctx.save_for_backward(x, y)
+        ctx.tree = tree
+        return _sddmm(x, y, tree["crow"], tree["target"]).T
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad):  # [P, h]
+        x, y = ctx.saved_tensors
+        tree = ctx.tree
+        grad = grad.T.contiguous()  # [h, P]
+        grad_x = _spmm(grad, y, tree["crow"], tree["target"])
+        grad_y = _spmm(grad[:, tree["by_target"]], x, tree["crow_by_target"], tree["source_by_target"])
+        return grad_x, grad_y, None
+
+
+class PairSum(torch.autograd.Function):
+    """`[h, L, d]`: `out_i = Σ_j a_ij v_j` over the listed label pairs, per head (a sparse-dense matrix product),
+    keeping only `a` `[P, h]` and `v` `[h, L, d]` for the backward pass."""
+
+    @staticmethod
+    def forward(ctx, weights, values, tree):  # weights [P, h], values [h, L, d]
+        ctx.save_for_backward(weights, values)
+        ctx.tree = tree
+        return _spmm(weights.T.contiguous(), values, tree["crow"], tree["target"])
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad):  # [h, L, d]
+        weights, values = ctx.saved_tensors
+        tree = ctx.tree
+        grad_weights = _sddmm(grad.contiguous(), values, tree["crow"], tree["target"]).T
+        by_target = weights.T[:, tree["by_target"]]
+        grad_values = _spmm(by_target, grad.contiguous(), tree["crow_by_target"], tree["source_by_target"])
+        return grad_weights, grad_values, None
+
+
+class SegmentSoftmax(torch.autograd.Function):
+    """Softmax of `scores` `[P, C]` within each group of rows sharing a `segments` id (the sparse row softmax).
+
+    Keeps only its output for the backward pass (`grad_in = y · (grad − Σ_segment grad · y)`), where autograd
+    over the composed ops would keep three `[P, C]` tensors.
+    """
+
+    @staticmethod
+    def forward(ctx, scores, segments, num_segments):
+        index = segments[:, None].expand_as(scores)
+        maxima = scores.new_full((num_segments, scores.shape[1]), float("-inf"))
+        maxima = maxima.scatter_reduce(0, index, scores, "amax")
+        out = (scores - maxima[segments]).exp_()
+        totals = torch.zeros_like(maxima).index_add_(0, segments, out)
+        out /= totals[segments]
+        ctx.save_for_backward(out, segments)
+        ctx.num_segments = num_segments
+        return out
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad):
+        out, segments = ctx.saved_tensors
+        weighted = grad * out
+        totals = weighted.new_zeros(ctx.num_segments, out.shape[1]).index_add_(0, segments, weighted)
+        return weighted.sub_(out * totals[segments]), None, None
 
 
 class GraphPropagationAttention(nn.Module):
@@ -112,7 +217,7 @@ class GraphPropagationAttention(nn.Module):
 
     def forward(self, nodes: torch.Tensor, edges: torch.Tensor, tree: dict[str, torch.Tensor]):
         if "source" in tree:
-            return self._sparse(nodes, edges, tree["source"], tree["target"])
+            return self._sparse(nodes, edges, tree)
         n, hidden = nodes.shape
         q, k, v = self.qkv(nodes).view(n, 3, self.num_heads, self.head_dim).permute(1, 2, 0, 3)  # 3 x [h, L, d]
         scores = q @ k.transpose(-1, -2) / math.sqrt(self.head_dim)  # [h, L, L]
@@ -124,17 +229,25 @@ class GraphPropagationAttention(nn.Module):
         edge_to_node = self.edge_to_node((weights * update).sum(1))  # [L, H]
         return self.out(node_to_node + edge_to_node), edges + update
 
-    def _sparse(self, nodes, edges, source, target):
+    def _sparse(self, nodes, edges, tree):
         """The same propagation over the listed pairs (i = `source`, j = `target`): softmaxes and sums run over
-        each source's neighbours."""
+        each source's neighbours. Memory per pair is a few `[h]` and `[E]` rows, never `[H]`."""
         n, hidden = nodes.shape
-        q, k, v = self.qkv(nodes).view(n, 3, self.num_heads, self.head_dim).unbind(1)  # 3 x [L, h, d]
-        scores = (q[source] * k[target]).sum(-1) / math.sqrt(self.head_dim) + self.reduce(edges)  # [P, h]
-        attention = self.dropout(segment_softmax(scores, source, n))
-        node_to_node = torch.zeros_like(q).index_add(0, source, attention.unsqueeze(-1) * v[target])  # [L, h, d]
+        source = tree["source"]
+        qkv = self.qkv(nodes).view(n, 3, self.num_heads, self.head_dim).permute(1, 2, 0, 3).contiguous()
+        q, k, v = qkv  # 3 x [h, L, d]
+        scores = PairDot.apply(q, k, tree) / math.sqrt(self.head_dim) + self.reduce(edges)  # [P, h]
+        attention = self.dropout(SegmentSoftmax.apply(scores, source, n))
+        node_to_node = PairSum.apply(attention, v, tree).transpose(0, 1)  # [L, h, d]
         update = self.expand(scores + attention)  # E' [P, E]
-        pooled = update.new_zeros(n, update.shape[1]).index_add(0, source, segment_softmax(update, source, n) * update)
+        weights = SegmentSoftmax.apply(update, source, n)  # over each source's neighbours, per channel
+        pooled = update.new_zeros(n, update.shape[1]).index_add(0, source, weights * update)  # [L, E]
         return self.out(node_to_node.reshape(n, hidden) + self.edge_to_node(pooled)), edges + update  # [L, H], [P, E]
+
+
+# Labels per chunk of the recomputed feed-forward (`GPTransLayer._feed_forward`); smaller taxonomies keep its
+# activations, as every layer does.
+FEED_FORWARD_CHUNK = 32768
 
 
 class GPTransLayer(nn.Module):
@@ -154,8 +267,17 @@ class GPTransLayer(nn.Module):
     def forward(self, nodes: torch.Tensor, edges: torch.Tensor, tree: dict[str, torch.Tensor]):
         update, edges = self.attention(nodes, edges, tree)
         nodes = self.attention_norm(nodes + self.dropout(update))
-        nodes = self.output_norm(nodes + self.dropout(self.feed_forward(nodes)))
+        nodes = self.output_norm(nodes + self.dropout(self._feed_forward(nodes)))
         return nodes, edges
+
+    def _feed_forward(self, nodes: torch.Tensor) -> torch.Tensor:
+        """The label-wise feed-forward. Above `FEED_FORWARD_CHUNK` labels it runs on chunks of labels whose
+        `[chunk, 4H]` activations are recomputed in the backward pass instead of kept: kept, two `[L, 4H]` float
+        tensors and a dropout mask take 1.4 GB at 100,000 labels and H = 384, and their gradients as much again."""
+        if nodes.shape[0] <= FEED_FORWARD_CHUNK or not torch.is_grad_enabled():
+            return self.feed_forward(nodes)
+        chunks = nodes.split(FEED_FORWARD_CHUNK)
+        return torch.cat([checkpoint(self.feed_forward, chunk, use_reentrant=False) for chunk in chunks])
 
 
 class LabelGraphEncoder(nn.Module):
@@ -170,8 +292,8 @@ class LabelGraphEncoder(nn.Module):
 
     def forward(self, word_embeddings: nn.Embedding) -> torch.Tensor:
         tree = self.tree.to(self.label_embeddings.weight.device)
-        mask = tree["name_mask"].to(word_embeddings.weight.dtype)
-        names = (word_embeddings(tree["name_ids"]) * mask.unsqueeze(-1)).sum(1) / mask.sum(1, keepdim=True).clamp(min=1)
+        # Mean embedding of each label's name tokens (zero for a label without any).
+        names = F.embedding_bag(tree["name_ids"], word_embeddings.weight, tree["name_offsets"], mode="mean")
         nodes = names + self.label_embeddings.weight  # [L, H]
         edges = self.edge_features(tree)  # [L, L, E] dense, [P, E] sparse
         for layer in self.layers:

@@ -450,29 +450,67 @@ class Taxonomy:
         cols.append(len(self))
         return np.asarray(rows, dtype=np.int64), np.asarray(cols, dtype=np.int64)
 
-    def neighbour_pairs(self, max_hops: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Every label pair at most `max_hops` tree edges apart (the virtual root joins the top-level labels),
-        self pairs included, as arrays `(source, target, lca, distance)`; `lca == L` is the virtual root.
+    def neighbour_pairs(
+        self, max_hops: int, max_siblings: int | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Label pairs at most `max_hops` tree edges apart (the virtual root joins the top-level labels), self pairs
+        included, as arrays `(source, target, lca, distance)` sorted by source, then target; `lca == L` is the
+        virtual root.
 
-        Walks up from each label and, from each ancestor, down into the branches not yet visited, so the cost is
-        the size of the neighbourhoods, never ``L²``.
+        Walks up from every label at once and, from each ancestor, down into the branches not yet visited, with
+        array operations whose size is the number of pairs, never ``L²``. With `max_siblings = S`, a family of more
+        than ``S + 1`` children is entered sideways only through the ``S`` siblings nearest to the branch the walk
+        came up from, cyclically in the family's order (``⌈S/2⌉`` after it, ``⌊S/2⌋`` before): otherwise every
+        sibling pairs with every other and the pair count grows with the square of the fan-out. Families up to
+        ``S + 1`` children keep every pair. A label's own descendants are always all kept (each label has at most
+        `max_hops` ancestors in range, so they add at most ``max_hops · L`` pairs).
         """
         n = len(self)
-        parent = [p if p >= 0 else n for p in self.parent_ids] + [-1]
-        children = self.children + [self.roots]
-        sources, targets, lcas, distances = [], [], [], []
-        for i in range(n):
-            top, came_from, up = i, None, 0
-            while top >= 0 and up <= max_hops:
-                stack = [(top, 0)]
-                while stack:
-                    node, down = stack.pop()
-                    if node != n:
-                        sources.append(i)
-                        targets.append(node)
-                        lcas.append(top)
-                        distances.append(up + down)
-                    if up + down < max_hops:
-                        stack += [(c, down + 1) for c in children[node] if not (node == top and c == came_from)]
-                top, came_from, up = parent[top], top, up + 1
-        return tuple(np.asarray(x, dtype=np.int64) for x in (sources, targets, lcas, distances))
+        # parent of every label, of the virtual root n and of the sentinel n + 1 "above the root"
+        parent = np.asarray([p if p >= 0 else n for p in self.parent_ids] + [n + 1, n + 1], dtype=np.int64)
+        by_parent = np.argsort(parent[:n], kind="stable")  # children grouped by parent, in taxonomy order
+        fan_out = np.bincount(parent[:n], minlength=n + 1)  # [L + 1], the virtual root last
+        first_child = np.concatenate([[0], np.cumsum(fan_out)])[:-1]
+        rank = np.empty(n, dtype=np.int64)  # position of each label among its parent's children
+        rank[by_parent] = np.arange(n) - first_child[parent[by_parent]]
+        width = max_siblings or 0
+        offsets = np.asarray([o for o in range(-(width // 2), (width + 1) // 2 + 1) if o], dtype=np.int64)
+
+        def children(nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            """Every child of each of `nodes`, and the index in `nodes` of its parent."""
+            counts = fan_out[nodes]
+            rows = np.repeat(np.arange(len(nodes)), counts)
+            starts = np.repeat(first_child[nodes] - np.cumsum(counts) + counts, counts)
+            return by_parent[np.arange(len(rows)) + starts], rows
+
+        parts = []  # (source, target, lca, distance) per ring of the walk
+        source, top, came_from = np.arange(n), np.arange(n), np.full(n, -1)
+        for up in range(max_hops + 1):
+            inside = top <= n  # the walk has not gone past the virtual root
+            source, top, came_from = source[inside], top[inside], came_from[inside]
+            real = top < n
+            parts.append((source[real], top[real], top[real], np.full(real.sum(), up)))
+            if up < max_hops:
+                if up == 0:  # down from the label itself: all of its descendants
+                    node, rows = children(top)
+                else:  # sideways into the siblings of the branch the walk came up from
+                    wide = np.zeros(len(top), dtype=bool) if max_siblings is None else fan_out[top] > max_siblings + 1
+                    node, rows = children(top[~wide])
+                    rows = np.flatnonzero(~wide)[rows]
+                    other = node != came_from[rows]
+                    node, rows = node[other], rows[other]
+                    centre = np.repeat(np.flatnonzero(wide), len(offsets))
+                    family = fan_out[top[centre]]
+                    position = (rank[came_from[centre]] + np.tile(offsets, wide.sum())) % family
+                    node = np.concatenate([node, by_parent[first_child[top[centre]] + position]])
+                    rows = np.concatenate([rows, centre])
+                ring = [source[rows], node, top[rows]]
+                for down in range(1, max_hops - up + 1):
+                    parts.append((*ring, np.full(len(node), up + down)))
+                    if down < max_hops - up:
+                        node, rows = children(ring[1])
+                        ring = [ring[0][rows], node, ring[2][rows]]
+            top, came_from = parent[top], top
+        pairs = [np.concatenate(column).astype(np.int64) for column in zip(*parts)]
+        order = np.lexsort((pairs[1], pairs[0]))
+        return tuple(x[order] for x in pairs)

@@ -65,6 +65,25 @@ def make_model(taxonomy: Taxonomy, seed: int = 0, **config_kwargs) -> HTLAModel:
     return HTLAModel(config)
 
 
+# The 20 Newsgroups label tree (HiAGM format): 34 labels, 3 levels, fan-out <= 7.
+NEWSGROUPS_TAXONOMY = """Root\talt\tcomp\tmisc\trec\tsci\tsoc\ttalk
+alt\talt.atheism
+comp\tcomp.graphics\tcomp.os\tcomp.sys\tcomp.windows
+comp.os\tcomp.os.ms-windows.misc
+comp.sys\tcomp.sys.ibm.pc.hardware\tcomp.sys.mac.hardware
+comp.windows\tcomp.windows.x
+misc\tmisc.forsale
+rec\trec.autos\trec.motorcycles\trec.sport
+rec.sport\trec.sport.baseball\trec.sport.hockey
+sci\tsci.crypt\tsci.electronics\tsci.med\tsci.space
+soc\tsoc.religion
+soc.religion\tsoc.religion.christian
+talk\ttalk.politics\ttalk.religion
+talk.politics\ttalk.politics.guns\ttalk.politics.mideast\ttalk.politics.misc
+talk.religion\ttalk.religion.misc
+"""
+
+
 @pytest.fixture
 def small_taxonomy() -> Taxonomy:
     return Taxonomy.from_parents(

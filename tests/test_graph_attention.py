@@ -39,10 +39,13 @@ def reference(attention, nodes, edges, neighbours):
     return torch.stack(outputs), new_edges
 
 
-@pytest.mark.parametrize("form, hops", [("dense", None), ("sparse", 8), ("sparse", 2), ("sparse", 1)])
-def test_graph_propagation_attention_matches_the_equations(form, hops):
+@pytest.mark.parametrize(
+    "form, hops, max_siblings", [("dense", None, 32), ("sparse", 8, 32), ("sparse", 2, 32), ("sparse", 1, 32),
+                                 ("sparse", 3, 0)]
+)
+def test_graph_propagation_attention_matches_the_equations(form, hops, max_siblings):
     tax = chain_taxonomy(3, branching=2)  # 14 labels, 3 levels
-    kwargs = {"graph_attention": form} | ({"graph_max_hops": hops} if hops else {})
+    kwargs = {"graph_attention": form, "graph_max_siblings": max_siblings} | ({"graph_max_hops": hops} if hops else {})
     model = make_model(tax, **kwargs).double().eval()
     attention = model.graph_encoder.layers[0].attention
     tree = model.graph_encoder.tree.to(torch.device("cpu"))
@@ -50,8 +53,12 @@ def test_graph_propagation_attention_matches_the_equations(form, hops):
     n, hidden, edge_dim = len(tax), model.config.hidden_size, model.config.edge_dim
     nodes = torch.randn(n, hidden, generator=generator, dtype=torch.float64, requires_grad=True)
     dense_edges = torch.randn(n, n, edge_dim, generator=generator, dtype=torch.float64, requires_grad=True)
-    distance = make_model(tax, graph_attention="dense").graph_encoder.tree.to(torch.device("cpu"))["distance"]
-    neighbours = [[j for j in range(n) if hops is None or distance[i, j] <= hops] for i in range(n)]
+    lca, distance = tax.tree_arrays()
+    # With no siblings allowed in families above one child, a label meets only its ancestors and descendants.
+    neighbours = [
+        [j for j in range(n) if (hops is None or distance[i, j] <= hops) and (max_siblings or lca[i, j] in (i, j))]
+        for i in range(n)
+    ]
     if form == "sparse":
         pairs = list(zip(tree["source"].tolist(), tree["target"].tolist()))
         assert sorted(pairs) == sorted((i, j) for i in range(n) for j in neighbours[i])

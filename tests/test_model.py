@@ -341,7 +341,7 @@ def test_sparse_graph_with_few_hops_differs_by_design_and_trains():
     assert [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum()] == []
 
 
-def test_graph_form_is_chosen_by_size_and_dense_refuses_huge_taxonomies():
+def test_graph_form_is_chosen_by_work_and_dense_refuses_huge_taxonomies():
     from conftest import tiny_text_config
     from modeling_htla import HTLAConfig, Taxonomy
 
@@ -350,7 +350,11 @@ def test_graph_form_is_chosen_by_size_and_dense_refuses_huge_taxonomies():
         tax = Taxonomy(labels, [None] * 8 + [labels[(i - 8) // 8] for i in range(8, size)])
         return HTLAConfig(text_config=tiny_text_config(), taxonomy=tax.to_dict(), **kwargs)
 
-    assert not config(2048).use_sparse_graph and config(2049).use_sparse_graph
+    # dense while its pair activations fit in 128 MiB (~560 labels at edge_dim 30 and the tiny encoder's 4 heads),
+    # sparse above, where an 8-ary tree has ~12 pairs a label instead of L
+    assert not config(560).use_sparse_graph and config(570).use_sparse_graph
+    assert config(560, graph_num_layers=2).use_sparse_graph and not config(850, edge_dim=10).use_sparse_graph
+    assert config(2049).use_sparse_graph
     assert config(100, graph_attention="sparse").use_sparse_graph
     with pytest.raises(ValueError, match="too large for graph_attention='dense'.*use graph_attention='sparse'"):
         config(5000, graph_attention="dense")

@@ -85,3 +85,30 @@ def test_any_jsonl_loads_or_raises_value_error(tmp_path_factory, rows):
     else:
         for row, vector in zip(encoded["labels"], encoded["label_vector"]):
             assert vector == pytest.approx(tax.encode(row))
+
+
+@settings(max_examples=60, deadline=None)
+@given(trees(), st.integers(1, 4), st.one_of(st.none(), st.integers(0, 4)))
+def test_neighbour_pairs_are_the_k_hop_pairs_with_a_sibling_window(tax, hops, max_siblings):
+    """Against a check written from the definition: the dense tree distance, and for a path that turns inside a
+    family wider than `max_siblings + 1`, the cyclic position of the two branches it joins."""
+    lca, distance = tax.tree_arrays()
+    n = len(tax)
+    families = [tax.children[p] if p < n else tax.roots for p in range(n + 1)]
+
+    def branch(i, top):  # the child of `top` on the way up from i
+        chain = tax.ancestors(i)
+        return chain[0] if top == n else chain[chain.index(top) + 1]
+
+    def kept(i, j):
+        top = lca[i, j]
+        if distance[i, j] > hops or top in (i, j) or max_siblings is None or len(families[top]) <= max_siblings + 1:
+            return distance[i, j] <= hops
+        family = families[top]
+        step = (family.index(branch(j, top)) - family.index(branch(i, top))) % len(family)
+        return step <= (max_siblings + 1) // 2 or len(family) - step <= max_siblings // 2
+
+    expected = {(i, j): (lca[i, j], distance[i, j]) for i in range(n) for j in range(n) if kept(i, j)}
+    source, target, lcas, distances = tax.neighbour_pairs(hops, max_siblings)
+    got = {(i, j): (a, d) for i, j, a, d in zip(source.tolist(), target.tolist(), lcas.tolist(), distances.tolist())}
+    assert got == expected and len(source) == len(got)

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from conftest import NEWSGROUPS_TAXONOMY
 from modeling_htla import Taxonomy
 
 
@@ -188,3 +189,51 @@ def test_tree_arrays_distances(small_taxonomy):
     assert (distance == distance.T).all()
     rows, cols = tax.ancestor_pairs()
     assert sorted(cols[rows == ids["a11"]].tolist()) == sorted([ids["a11"], ids["a1"], ids["a"], len(tax)])
+
+
+def k_hop_pairs(tax, hops):
+    """`{(i, j): (lca, distance)}` for every pair at most `hops` apart, from the dense tree arrays."""
+    lca, distance = tax.tree_arrays()
+    rows, cols = np.nonzero(distance <= hops)
+    return {(i, j): (lca[i, j], distance[i, j]) for i, j in zip(rows.tolist(), cols.tolist())}
+
+
+def pair_dict(pairs):
+    source, target, lca, distance = (x.tolist() for x in pairs)
+    return {(i, j): (a, d) for i, j, a, d in zip(source, target, lca, distance)}
+
+
+@pytest.mark.parametrize("hops", [1, 2, 3, 4])
+def test_neighbour_pairs_below_the_sibling_bound_are_the_k_hop_neighbourhood(tmp_path, hops):
+    # 20 Newsgroups (34 labels, fan-out <= 7) keeps exactly the pairs it had before the bound existed.
+    tax = Taxonomy.from_file(write(tmp_path, NEWSGROUPS_TAXONOMY))
+    assert len(tax) == 34
+    for max_siblings in (None, 6, 32):
+        pairs = tax.neighbour_pairs(hops, max_siblings)
+        assert pair_dict(pairs) == k_hop_pairs(tax, hops)
+        assert len(pairs[0]) == len(pair_dict(pairs))  # no pair twice
+        assert (np.lexsort((pairs[1], pairs[0])) == np.arange(len(pairs[0]))).all()  # CSR order
+    # fan-out 7 is one above a bound of 5 siblings: the root's family is cut, nothing else changes
+    cut = pair_dict(tax.neighbour_pairs(hops, 5))
+    assert set(cut) < set(k_hop_pairs(tax, hops)) or hops == 1
+    assert {pair for pair, (lca, _) in k_hop_pairs(tax, hops).items() if lca != len(tax)} <= set(cut)
+
+
+def test_wide_families_keep_a_bounded_window_of_siblings():
+    kids = 1000
+    tax = Taxonomy(["a", "b"] + [f"a{k}" for k in range(kids)] + ["b0"], [None, None] + ["a"] * kids + ["b"])
+    source, target, lca, distance = tax.neighbour_pairs(2, max_siblings=4)
+    a0, a1, a2, last = (tax.label2id[x] for x in ("a0", "a1", "a2", f"a{kids - 1}"))
+    siblings = sorted(target[(source == a0) & (distance == 2)].tolist())
+    assert siblings == sorted([a1, a2, last, last - 1])  # two after, two before, cyclically
+    assert sorted(target[(source == a1) & (distance == 2)].tolist()) == sorted([a0, a2, a2 + 1, last])
+    # the parent still reaches every child, and the pair count is linear in the fan-out, not quadratic
+    assert sorted(target[(source == tax.label2id["a"]) & (distance == 1)].tolist()) == list(range(2, 2 + kids))
+    assert len(source) < 8 * len(tax)
+    pairs = set(zip(source.tolist(), target.tolist()))
+    assert all((j, i) in pairs for i, j in pairs)  # an even bound gives a symmetric pair set
+    assert set(pair_dict((source, target, lca, distance)).items()) <= set(k_hop_pairs(tax, 2).items())
+    odd = tax.neighbour_pairs(2, max_siblings=3)
+    assert sorted(odd[1][(odd[0] == a1) & (odd[3] == 2)].tolist()) == sorted([a0, a2, a2 + 1])  # 1 before, 2 after
+    none = tax.neighbour_pairs(2, max_siblings=0)
+    assert not ((none[3] == 2) & (none[2] == tax.label2id["a"])).any()  # siblings only through their parent
