@@ -9,12 +9,26 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_EVALUATE_OFFLINE", "1")
 
 import json  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
 from transformers import AutoConfig, AutoModel, AutoTokenizer, BertConfig, BertModel  # noqa: E402
 
 from modeling_htla import HTLAConfig, HTLAModel, Taxonomy, resolve_encoder  # noqa: E402
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# First lines of a script for a fresh interpreter that can import neither this repository nor the installed package,
+# as on a machine that only downloaded a checkpoint.
+WITHOUT_PROJECT = f"""
+import importlib.util, sys
+sys.meta_path = [f for f in sys.meta_path if "editable" not in (f if isinstance(f, type) else type(f)).__module__]
+sys.path_importer_cache.clear()
+sys.path = [p for p in sys.path if p and p.rstrip("/") != {str(ROOT)!r}]
+assert importlib.util.find_spec("modeling_htla") is None and importlib.util.find_spec("configuration_htla") is None
+"""
 
 
 def tiny_text_config(**overrides) -> BertConfig:

@@ -16,19 +16,16 @@ from huggingface_hub import HfApi
 from huggingface_hub.utils import filter_repo_objects
 from transformers import AutoTokenizer
 
+from conftest import WITHOUT_PROJECT
 from modeling_htla import HTLAModel
 from modeling_htla.export import AUTO_MAP, CUSTOM_PIPELINES, PIPELINE_TASK, REMOTE_CODE_FILES
 
 ROOT = Path(__file__).resolve().parents[1]
 TEXTS = ["goal match striker referee", "quantum particle energy photon", "", "cell gene protein 🧬 клетка"]
 
-# Runs in a fresh interpreter that can import neither this repository nor the installed package.
+# Runs after WITHOUT_PROJECT in a fresh interpreter.
 CLEAN_LOAD = r"""
-import importlib.util, json, sys
-sys.meta_path = [f for f in sys.meta_path if "editable" not in (f if isinstance(f, type) else type(f)).__module__]
-sys.path_importer_cache.clear()
-sys.path = [p for p in sys.path if p and p.rstrip("/") != REPO]
-assert importlib.util.find_spec("modeling_htla") is None and importlib.util.find_spec("configuration_htla") is None
+import json
 import torch
 from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification, AutoTokenizer, pipeline
 folder, texts = sys.argv[1], json.loads(sys.argv[2])
@@ -145,7 +142,7 @@ def test_clean_process_loads_through_auto_classes_and_pipelines(trained, tmp_pat
     folder = tmp_path / "htla-tiny"  # a copy outside the repository, as a Hub download would be
     shutil.copytree(out, folder, ignore=shutil.ignore_patterns("checkpoint-*", "runs"))
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    script = f"REPO = {str(ROOT)!r}\n" + CLEAN_LOAD
+    script = WITHOUT_PROJECT + CLEAN_LOAD
     result = subprocess.run([sys.executable, "-c", script, str(folder), json.dumps(TEXTS)], cwd=tmp_path, env=env,
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
