@@ -22,13 +22,13 @@ from modeling_htla import HTLAConfig, HTLAModel, Taxonomy, resolve_encoder  # no
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# First lines of a script run in a fresh interpreter that must not import this repository or the installed package
-# (as on a machine that only downloaded a checkpoint); the script defines REPO before them.
-ISOLATE = r"""
+# First lines of a script for a fresh interpreter that can import neither this repository nor the installed package,
+# as on a machine that only downloaded a checkpoint.
+WITHOUT_PROJECT = f"""
 import importlib.util, sys
 sys.meta_path = [f for f in sys.meta_path if "editable" not in (f if isinstance(f, type) else type(f)).__module__]
 sys.path_importer_cache.clear()
-sys.path = [p for p in sys.path if p and p.rstrip("/") != REPO]
+sys.path = [p for p in sys.path if p and p.rstrip("/") != {str(ROOT)!r}]
 assert importlib.util.find_spec("modeling_htla") is None and importlib.util.find_spec("configuration_htla") is None
 """
 

@@ -15,7 +15,7 @@ from importlib import metadata
 
 import pytest
 import torch
-from conftest import ISOLATE, ROOT, path_ends
+from conftest import WITHOUT_PROJECT, ROOT, path_ends
 from huggingface_hub import SpaceCard
 from packaging.requirements import Requirement
 from selenium import webdriver
@@ -32,7 +32,7 @@ CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("CHROMEDRIVER", "/usr/bin/chromedriver")
 TEXT = "quantum particle energy photon"
 
-RUN_APP = ISOLATE + r"""
+RUN_APP = WITHOUT_PROJECT + r"""
 import runpy
 sys.argv = sys.argv[1:]
 runpy.run_path(sys.argv[0], run_name="__main__")

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 import torch
-from conftest import ISOLATE, LABEL_NAMES, ROOT, path_ends
+from conftest import WITHOUT_PROJECT, LABEL_NAMES, ROOT, path_ends
 from transformers import AutoTokenizer
 
 from modeling_htla import HTLAModel
@@ -18,7 +18,7 @@ from modeling_htla.export import AUTO_MAP, CUSTOM_PIPELINES, REMOTE_CODE_FILES
 
 TEXTS = ["quantum particle energy photon", "goal match striker referee"]
 
-SERVE = ISOLATE + r"""
+SERVE = WITHOUT_PROJECT + r"""
 import json, socket
 attempts = []
 

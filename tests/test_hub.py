@@ -10,7 +10,7 @@ import sys
 
 import pytest
 import torch
-from conftest import ISOLATE, LABEL_NAMES, ROOT
+from conftest import LABEL_NAMES, ROOT, WITHOUT_PROJECT
 from huggingface_hub import ModelCard
 from transformers import AutoTokenizer
 
@@ -19,8 +19,8 @@ from modeling_htla.export import AUTO_MAP, CUSTOM_PIPELINES, REMOTE_CODE_FILES
 
 TEXTS = ["goal match striker referee", "quantum particle energy photon", "", "cell gene protein 🧬 клетка"]
 
-# Runs in a fresh interpreter that can import neither this repository nor the installed package.
-CLEAN_LOAD = ISOLATE + r"""
+# Runs after WITHOUT_PROJECT in a fresh interpreter.
+CLEAN_LOAD = r"""
 import json
 import torch
 from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification, AutoTokenizer, pipeline
@@ -117,7 +117,7 @@ def test_clean_process_loads_through_auto_classes_and_pipelines(trained, tmp_pat
     folder = tmp_path / "htla-tiny"  # a copy outside the repository, as a Hub download would be
     shutil.copytree(out, folder, ignore=shutil.ignore_patterns("checkpoint-*", "runs"))
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    script = f"REPO = {str(ROOT)!r}\n" + CLEAN_LOAD
+    script = WITHOUT_PROJECT + CLEAN_LOAD
     result = subprocess.run([sys.executable, "-c", script, str(folder), json.dumps(TEXTS)], cwd=tmp_path, env=env,
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
