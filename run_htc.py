@@ -85,11 +85,23 @@ class ModelArguments:
     negative_mining: str = field(default="hard", metadata={"help": "'hard', 'random' or 'all'."})
     num_negatives: int | None = field(default=None, metadata={"help": "Negatives per text (default: its number of gold labels)."})
     graph_num_layers: int = field(default=1, metadata={"help": "GPTrans layers."})
+    graph_hidden_size: int | None = field(
+        default=None,
+        metadata={"help": "Width of GPTrans' label nodes (default: the encoder's hidden size). A narrower graph, e.g. "
+                  "64, makes taxonomies of tens of thousands of labels cheap to train."},
+    )
+    graph_num_heads: int | None = field(
+        default=None, metadata={"help": "GPTrans attention heads (default: the encoder's); must divide the graph width."}
+    )
     edge_dim: int = field(default=30, metadata={"help": "Size of GPTrans edge features."})
     graph_attention: str = field(
         default="auto", metadata={"help": "GPTrans form: 'dense' (all label pairs), 'sparse' (k-hop pairs) or 'auto'."}
     )
     graph_max_hops: int = field(default=2, metadata={"help": "Neighbourhood radius of the sparse GPTrans form."})
+    graph_max_siblings: int | None = field(
+        default=32, metadata={"help": "Siblings a label attends to in wider families (sparse form; reaches the others "
+                              "through their parent)."}
+    )
     classifier_dropout: float = field(default=0.1, metadata={"help": "Dropout on the text feature."})
     init_bias_from_priors: bool = field(
         default=True,
@@ -283,9 +295,12 @@ def build_model(model_args, taxonomy: Taxonomy, checkpoint: bool) -> tuple[HTLAM
         negative_mining=model_args.negative_mining,
         num_negatives=model_args.num_negatives,
         graph_num_layers=model_args.graph_num_layers,
+        graph_hidden_size=model_args.graph_hidden_size,
+        graph_num_heads=model_args.graph_num_heads,
         edge_dim=model_args.edge_dim,
         graph_attention=model_args.graph_attention,
         graph_max_hops=model_args.graph_max_hops,
+        graph_max_siblings=model_args.graph_max_siblings,
         classifier_dropout=model_args.classifier_dropout,
     )
     return model, AutoTokenizer.from_pretrained(encoder)
