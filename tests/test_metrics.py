@@ -379,3 +379,32 @@ def test_random_cross_check(metric, seed):
         assert results[key] == pytest.approx(value, abs=1e-9), key
     assert 0.0 < results["micro_f1"] < 1.0
     assert all(0.0 <= v <= 1.0 and math.isfinite(v) for v in results.values())
+
+
+def test_hierarchical_scores_at_100000_labels(metric):
+    """The full ICD-10-CM tree has 98,493 labels: an [L, L] ancestor matrix would take 10 GB, so the closure runs
+    level by level; checked against set closure per document on a random tree of that size."""
+    rng = np.random.default_rng(0)
+    num_labels, num_docs = 100_000, 20
+    parents = np.array([-1] * 10 + [int(rng.integers(max(0, j - 50), j)) for j in range(10, num_labels)])
+    gold = np.zeros((num_docs, num_labels), dtype=np.int8)
+    scores = np.zeros((num_docs, num_labels), dtype=np.float32)
+    expected_inter = expected_pred = expected_gold = 0
+    for i in range(num_docs):
+        sets = []
+        for matrix, count in ((gold, 3), (scores, 4)):
+            closed = set()
+            for j in rng.choice(num_labels, size=count, replace=False):
+                matrix[i, j] = 1  # only the chosen labels: the metric must close them upwards itself
+                while j != -1:
+                    closed.add(int(j))
+                    j = parents[j]
+            sets.append(closed)
+        expected_inter += len(sets[0] & sets[1])
+        expected_gold += len(sets[0])
+        expected_pred += len(sets[1])
+    results = metric.compute(predictions=scores, references=gold, parents=parents.tolist())
+    precision, recall = expected_inter / expected_pred, expected_inter / expected_gold
+    assert results["hierarchical_precision"] == pytest.approx(precision)
+    assert results["hierarchical_recall"] == pytest.approx(recall)
+    assert expected_pred > 4 * num_docs  # the closure added ancestors
