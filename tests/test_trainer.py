@@ -76,6 +76,20 @@ def test_another_optimizer_trains_each_part_at_its_learning_rate(small_taxonomy,
         assert not torch.equal(before[part], model.get_parameter(part)), part
 
 
+@pytest.mark.filterwarnings("ignore:`gradient_checkpointing` is deprecated:FutureWarning")  # since transformers 5.24: activation_checkpointing
+def test_gradient_checkpointing_trains_the_same_model(small_taxonomy, tmp_path):
+    """`--gradient_checkpointing` recomputes the text encoder's layers in the backward pass: same steps, less memory."""
+    plain = make_model(small_taxonomy)
+    train_briefly(plain, small_taxonomy, tmp_path / "plain", learning_rate=1e-3)
+    checkpointed = make_model(small_taxonomy)
+    assert checkpointed.supports_gradient_checkpointing
+    train_briefly(checkpointed, small_taxonomy, tmp_path / "checkpointed", learning_rate=1e-3, gradient_checkpointing=True)
+    assert checkpointed.text_encoder.encoder.layer[0].gradient_checkpointing
+    for (name, expected), got in zip(plain.named_parameters(), checkpointed.parameters()):
+        torch.testing.assert_close(got, expected, msg=name)
+    assert any(not torch.equal(a, b) for a, b in zip(plain.parameters(), make_model(small_taxonomy).parameters()))
+
+
 def run_evaluations(callback, evaluations):
     """Feed eval metrics to the callback; the 1-based index of the evaluation that stopped training, or None."""
     from transformers import TrainerControl
