@@ -18,6 +18,8 @@ from modeling_htla.data import (
 )
 from modeling_htla.taxonomy import Taxonomy
 
+from conftest import labels_of
+
 NEWSGROUPS = Path("/work/shared/data/20newsgroups")
 
 
@@ -312,7 +314,7 @@ def test_repeated_area_names_as_in_web_of_science(tmp_path):
     assert taxonomy.labels == ["Psychology", "Psychology > Depression", "Medical", "Medical > Depression", "Cancer"]
     assert taxonomy.names == ["Psychology", "Depression", "Medical", "Depression", "Cancer"]
     encoded = encode_labels(raw["train"], taxonomy)
-    assert [taxonomy.decode(vector) for vector in encoded["label_vector"]] == [
+    assert [labels_of(taxonomy, vector) for vector in encoded["label_vector"]] == [
         ["Psychology", "Psychology > Depression"], ["Medical", "Medical > Depression"], ["Medical", "Cancer"]]
     only = load_raw_datasets(train_file=str(write_jsonl(tmp_path / "only.jsonl", [{"text": "x", "labels": ["Depression"]}])))
     with pytest.raises(ValueError, match=r"train: row 1: label 'Depression' is not in the taxonomy .*give its parent"):
@@ -445,8 +447,8 @@ def test_icd10cm_deeper_paths_and_bad_depth():
     assert rows["Cholera"] == ["1", "A00-A09", "A00"]
     assert rows["Typhoid fever, unspecified"] == ["1", "A00-A09", "A01"]
     assert taxonomy.names[taxonomy.label2id["A00"]] == "Cholera"
-    for labels in raw["test"]["labels"][:]:
-        assert taxonomy.is_consistent(taxonomy.label2id[label] for label in labels)
+    for labels in raw["test"]["labels"][:]:  # each a path from the top
+        assert labels == [taxonomy.labels[i] for i in taxonomy.ancestors(taxonomy.label2id[labels[-1]])]
     for depth in (0, 99):
         with pytest.raises(ValueError, match="depth"):
             load_icd10cm(depth=depth)
