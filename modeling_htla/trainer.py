@@ -1,4 +1,4 @@
-"""`HTLATrainer`: the transformers `Trainer` with HTLA's loss (BCE + λ·TLA) in `compute_loss`, both parts logged,
+"""`HTLATrainer`: the transformers `Trainer` training on the model's own loss (BCE + λ·TLA) with both parts logged,
 and a separate learning rate for the layers HTLA adds on top of the pretrained encoder."""
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ class HTLATrainingArguments(TrainingArguments):
 
 
 class HTLATrainer(Trainer):
-    """Trains an [`HTLAModel`]: `compute_loss` adds λ·TLA to the BCE loss and logs `loss_bce` / `loss_tla`."""
+    """Trains an [`HTLAModel`] on the loss it returns (`BCE + λ·TLA`), logging the parts as `loss_bce` / `loss_tla`."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
