@@ -56,11 +56,11 @@ class HTLAPreTrainedModel(PreTrainedModel):
     base_model_prefix = "text_encoder"
     main_input_name = "input_ids"
 
-    @property
-    def supports_gradient_checkpointing(self) -> bool:
-        """Activation checkpointing runs in the text encoder's layers: supported when the encoder supports it."""
-        encoder = getattr(self, "text_encoder", None)
-        return encoder is not None and encoder.supports_gradient_checkpointing
+    def post_init(self):
+        # Activation checkpointing runs in the text encoder's layers, so it is supported when the encoder supports it
+        # (set per model, as TimmWrapperPreTrainedModel does for the timm model it wraps).
+        self.supports_gradient_checkpointing = self.text_encoder.supports_gradient_checkpointing
+        super().post_init()
 
     @torch.no_grad()
     def _init_weights(self, module):
