@@ -94,6 +94,7 @@ class HTLATrainer(Trainer):
         encoder's parameters at `learning_rate`, the label graph encoder's at `graph_learning_rate` and the other new
         layers' at `head_learning_rate`; empty groups are left out."""
         htla = self.accelerator.unwrap_model(model)
+        # part of each parameter: 0 text encoder, 1 graph encoder, 2 (the default) classifier and TLA projection
         part = {id(p): 0 for p in htla.text_encoder.parameters()}
         if htla.graph_encoder is not None:
             part.update((id(p), 1) for p in htla.graph_encoder.parameters())
