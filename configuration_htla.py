@@ -56,8 +56,15 @@ class HTLAConfig(PretrainedConfig):
             `False` gives the flat baseline (the paper's "BERT"): a linear classifier on the text feature.
         graph_num_layers (`int`, *optional*, defaults to 1):
             Number of GPTrans layers.
+        graph_hidden_size (`int`, *optional*):
+            Width of the label nodes inside GPTrans; defaults to the text encoder's `hidden_size` (the paper). A
+            narrower graph projects the label-name embeddings in and the label features back out (two linear maps),
+            so GPTrans' per-label matrix products shrink with the square of the width: for taxonomies of tens of
+            thousands of labels, where a full-width GPTrans layer over every label costs several times the encoder's
+            own step (README, "Taxonomies of any shape").
         graph_num_heads (`int`, *optional*):
-            Attention heads of GPTrans; defaults to the text encoder's `num_attention_heads`.
+            Attention heads of GPTrans; defaults to the text encoder's `num_attention_heads`. Must divide
+            `graph_hidden_size`.
         edge_dim (`int`, *optional*, defaults to 30):
             Size of the edge features (distance embedding + mean of path-label embeddings).
         graph_attention (`str`, *optional*, defaults to `"auto"`):
@@ -109,6 +116,7 @@ class HTLAConfig(PretrainedConfig):
         classifier_dropout: float = 0.1,
         use_graph_encoder: bool = True,
         graph_num_layers: int = 1,
+        graph_hidden_size: int | None = None,
         graph_num_heads: int | None = None,
         edge_dim: int = 30,
         graph_attention: str = "auto",
@@ -179,16 +187,21 @@ class HTLAConfig(PretrainedConfig):
                 "ELECTRA-small); the graph encoder starts label nodes from the word embeddings and needs both equal, "
                 "use such an encoder with use_graph_encoder=False"
             )
+        if graph_hidden_size is not None and graph_hidden_size < 1:
+            raise ValueError(f"graph_hidden_size must be >= 1 or None, got {graph_hidden_size}")
+        graph_hidden_size = graph_hidden_size or text_config.hidden_size
         heads = graph_num_heads or text_config.num_attention_heads
-        if text_config.hidden_size % heads:
+        if graph_hidden_size % heads:
             raise ValueError(
-                f"hidden size {text_config.hidden_size} is not divisible by graph_num_heads {heads}"
+                f"graph_hidden_size {graph_hidden_size} is not divisible by graph_num_heads {heads}; set "
+                "graph_num_heads to a divisor of it"
             )
         self.pooling = pooling
         self.fusion = fusion
         self.classifier_dropout = classifier_dropout
         self.use_graph_encoder = use_graph_encoder
         self.graph_num_layers = graph_num_layers
+        self.graph_hidden_size = graph_hidden_size
         self.graph_num_heads = heads
         self.edge_dim = edge_dim
         self.graph_attention = graph_attention

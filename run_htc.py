@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import sys
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,7 +29,6 @@ import yaml
 from datasets import DatasetDict
 from transformers import (
     AutoTokenizer,
-    DataCollatorWithPadding,
     EvalPrediction,
     HfArgumentParser,
     PretrainedConfig,
@@ -44,6 +44,7 @@ from modeling_htla.data import (
     load_raw_datasets,
     split_validation,
 )
+from modeling_htla.collator import HTCDataCollator
 from modeling_htla.decoding import DECODING, decode_scores, prediction_records
 from modeling_htla.export import push_folder
 from modeling_htla.io import write_atomic
@@ -85,11 +86,23 @@ class ModelArguments:
     negative_mining: str = field(default="hard", metadata={"help": "'hard', 'random' or 'all'."})
     num_negatives: int | None = field(default=None, metadata={"help": "Negatives per text (default: its number of gold labels)."})
     graph_num_layers: int = field(default=1, metadata={"help": "GPTrans layers."})
+    graph_hidden_size: int | None = field(
+        default=None,
+        metadata={"help": "Width of GPTrans' label nodes (default: the encoder's hidden size). A narrower graph, e.g. "
+                  "64, makes taxonomies of tens of thousands of labels cheap to train."},
+    )
+    graph_num_heads: int | None = field(
+        default=None, metadata={"help": "GPTrans attention heads (default: the encoder's); must divide the graph width."}
+    )
     edge_dim: int = field(default=30, metadata={"help": "Size of GPTrans edge features."})
     graph_attention: str = field(
         default="auto", metadata={"help": "GPTrans form: 'dense' (all label pairs), 'sparse' (k-hop pairs) or 'auto'."}
     )
     graph_max_hops: int = field(default=2, metadata={"help": "Neighbourhood radius of the sparse GPTrans form."})
+    graph_max_siblings: int | None = field(
+        default=32, metadata={"help": "Siblings a label attends to in wider families (sparse form; reaches the others "
+                              "through their parent)."}
+    )
     classifier_dropout: float = field(default=0.1, metadata={"help": "Dropout on the text feature."})
     init_bias_from_priors: bool = field(
         default=True,
@@ -279,9 +292,12 @@ def build_model(model_args, taxonomy: Taxonomy, checkpoint: bool) -> tuple[HTLAM
         negative_mining=model_args.negative_mining,
         num_negatives=model_args.num_negatives,
         graph_num_layers=model_args.graph_num_layers,
+        graph_hidden_size=model_args.graph_hidden_size,
+        graph_num_heads=model_args.graph_num_heads,
         edge_dim=model_args.edge_dim,
         graph_attention=model_args.graph_attention,
         graph_max_hops=model_args.graph_max_hops,
+        graph_max_siblings=model_args.graph_max_siblings,
         classifier_dropout=model_args.classifier_dropout,
     )
     return model, AutoTokenizer.from_pretrained(encoder)
@@ -303,11 +319,11 @@ def make_compute_metrics(taxonomy: Taxonomy, label_frequencies: list[int], thres
     return compute_metrics
 
 
-def most_frequent_baseline(train_vectors: np.ndarray, test_vectors: np.ndarray, compute_metrics) -> dict[str, float]:
+def most_frequent_baseline(train_label_ids: list[list[int]], test_vectors: np.ndarray, compute_metrics) -> dict[str, float]:
     """Metrics of predicting, for every document, the most frequent training label set."""
-    rows, counts = np.unique(train_vectors, axis=0, return_counts=True)
-    best = rows[counts.argmax()]
-    logits = np.where(best > 0.5, 10.0, -10.0)[None, :].repeat(len(test_vectors), 0)
+    best = Counter(tuple(ids) for ids in train_label_ids).most_common(1)[0][0]
+    logits = np.full(test_vectors.shape, -10.0, dtype=np.float32)
+    logits[:, list(best)] = 10.0
     return compute_metrics(EvalPrediction(predictions=logits, label_ids=test_vectors))
 
 
@@ -329,7 +345,7 @@ def main(argv: list[str] | None = None) -> None:
 
     def tokenize(batch):
         encoded = tokenizer(batch["text"], truncation=True, max_length=data_args.max_seq_length)
-        encoded["labels"] = batch["label_vector"]
+        encoded["label_ids"] = batch["label_ids"]
         return encoded
 
     with training_args.main_process_first(desc="tokenization"):
@@ -342,10 +358,13 @@ def main(argv: list[str] | None = None) -> None:
 
     # The Trainer would contact the Hub at start-up; the finished folder is pushed once at the end instead.
     push_to_hub, training_args.push_to_hub = training_args.push_to_hub, False
-    train_vectors = np.asarray(raw["train"]["label_vector"]) if "train" in raw else None
-    frequencies = train_vectors.sum(0).astype(int).tolist() if train_vectors is not None else None
+    train_label_ids = raw["train"]["label_ids"][:] if "train" in raw else None
+    frequencies = None
+    if train_label_ids is not None:
+        flat = np.fromiter((i for ids in train_label_ids for i in ids), dtype=np.int64)
+        frequencies = np.bincount(flat, minlength=len(taxonomy)).tolist()
     if model_args.init_bias_from_priors and training_args.do_train and not checkpoint:
-        model.init_bias_from_priors(train_vectors.mean(0))
+        model.init_bias_from_priors(np.asarray(frequencies) / len(train_label_ids))
     compute_metrics = make_compute_metrics(taxonomy, frequencies, data_args.threshold)
     trainer = HTLATrainer(
         model=model,
@@ -353,7 +372,7 @@ def main(argv: list[str] | None = None) -> None:
         train_dataset=tokenized.get("train") if training_args.do_train else None,
         eval_dataset=tokenized.get("validation"),
         processing_class=tokenizer,
-        data_collator=DataCollatorWithPadding(tokenizer),
+        data_collator=HTCDataCollator(tokenizer, num_labels=len(taxonomy)),
         compute_metrics=compute_metrics,
         callbacks=[AnyMetricEarlyStopping(
             training_args.early_stopping_patience,
@@ -386,8 +405,8 @@ def main(argv: list[str] | None = None) -> None:
     if training_args.do_predict:
         output = trainer.predict(tokenized["test"], metric_key_prefix="predict")
         metrics = dict(output.metrics, predict_samples=len(tokenized["test"]))
-        if train_vectors is not None:
-            baseline = most_frequent_baseline(train_vectors, output.label_ids, compute_metrics)
+        if train_label_ids is not None:
+            baseline = most_frequent_baseline(train_label_ids, output.label_ids, compute_metrics)
             metrics["predict_baseline_micro_f1"] = baseline["micro_f1"]
             metrics["predict_baseline_macro_f1"] = baseline["macro_f1"]
         trainer.log_metrics("predict", metrics)

@@ -27,6 +27,7 @@ VECTORIZER = {"sublinear_tf": True, "ngram_range": (1, 2), "min_df": 2, "max_df"
 MAX_ITER = 1000
 
 sys.path.insert(0, str(ROOT))
+from modeling_htla.collator import multi_hot  # noqa: E402
 from modeling_htla.data import build_taxonomy, encode_labels, load_raw_datasets  # noqa: E402
 from modeling_htla.metrics import load_htc_metric  # noqa: E402
 
@@ -85,7 +86,7 @@ def main() -> None:
     for split in raw:
         encoded = encode_labels(raw[split], taxonomy, source=split)
         texts[split] = encoded["text"]
-        vectors[split] = np.asarray(encoded["label_vector"])
+        vectors[split] = multi_hot(encoded["label_ids"][:], len(taxonomy))
     frequencies = vectors["train"].sum(axis=0).astype(int).tolist()
     metric = load_htc_metric(keep_in_memory=True)
 

@@ -32,9 +32,17 @@ class HTLADemo:
         self.path_ids = {self.taxonomy.path(j): j for j in range(len(self.taxonomy))}
 
     def predict(self, text: str, threshold: float) -> tuple:
-        """(paths HTML, one {label: score} per level, tree HTML) for one text."""
+        """(paths HTML, one {label: score} per level, tree HTML) for one text.
+
+        It receives the raw values sent to the app (`preprocess=False`), so a bad one, which only an API call can send
+        (no text, a number, a threshold outside [0, 1]), is shown as a one-line `gr.Error`, never a traceback."""
+        if not isinstance(text, str):
+            raise gr.Error(f"text: expected a string, got {'None' if text is None else type(text).__name__}",
+                           print_exception=False)
+        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 <= threshold <= 1:
+            raise gr.Error(f"threshold: expected a number between 0 and 1, got {threshold!r}", print_exception=False)
         tax = self.taxonomy
-        labels = self.handler({"inputs": text})
+        labels = self.handler({"inputs": text})  # a text longer than the encoder's positions is cut to them
         scores = [0.0] * len(tax)
         for item in labels:
             scores[tax.label2id[item["label"]]] = item["score"]
@@ -104,9 +112,9 @@ def build_demo(model: str, threshold: float = 0.5) -> gr.Blocks:
                                    elem_id=f"htla-level-{depth}") for depth in range(1, tax.num_levels + 1)]
         with gr.Accordion(f"Every label of the tree ({len(tax)})", open=False, elem_id="htla-all"):
             tree = gr.HTML(elem_id="htla-tree")
-        outputs = [paths, *levels, tree]
-        for event in (button.click, text.submit, slider.release):
-            event(demo_model.predict, [text, slider], outputs)
+        # One API endpoint, /classify, for the button, Enter in the text box and the slider.
+        gr.on([button.click, text.submit, slider.release], demo_model.predict, [text, slider],
+              [paths, *levels, tree], api_name="classify", preprocess=False)
     return demo
 
 

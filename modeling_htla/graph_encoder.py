@@ -205,7 +205,7 @@ class GraphPropagationAttention(nn.Module):
 
     def __init__(self, config: HTLAConfig):
         super().__init__()
-        hidden = config.hidden_size
+        hidden = config.graph_hidden_size
         self.num_heads = config.graph_num_heads
         self.head_dim = hidden // self.num_heads
         self.qkv = nn.Linear(hidden, 3 * hidden)
@@ -245,9 +245,9 @@ class GraphPropagationAttention(nn.Module):
         return self.out(node_to_node.reshape(n, hidden) + self.edge_to_node(pooled)), edges + update  # [L, H], [P, E]
 
 
-# Labels per chunk of the recomputed feed-forward (`GPTransLayer._feed_forward`); smaller taxonomies keep its
-# activations, as every layer does.
-FEED_FORWARD_CHUNK = 32768
+# Feed-forward activations (label rows × hidden width) per chunk of the recomputed feed-forward
+# (`GPTransLayer._feed_forward`): 32,768 labels at H = 384. Smaller graphs keep them, as every layer does.
+FEED_FORWARD_CHUNK = 32768 * 384
 
 
 class GPTransLayer(nn.Module):
@@ -255,7 +255,7 @@ class GPTransLayer(nn.Module):
 
     def __init__(self, config: HTLAConfig):
         super().__init__()
-        hidden = config.hidden_size
+        hidden = config.graph_hidden_size
         self.attention = GraphPropagationAttention(config)
         self.attention_norm = nn.LayerNorm(hidden)
         self.feed_forward = nn.Sequential(
@@ -271,31 +271,52 @@ class GPTransLayer(nn.Module):
         return nodes, edges
 
     def _feed_forward(self, nodes: torch.Tensor) -> torch.Tensor:
-        """The label-wise feed-forward. Above `FEED_FORWARD_CHUNK` labels it runs on chunks of labels whose
-        `[chunk, 4H]` activations are recomputed in the backward pass instead of kept: kept, two `[L, 4H]` float
-        tensors and a dropout mask take 1.4 GB at 100,000 labels and H = 384, and their gradients as much again."""
-        if nodes.shape[0] <= FEED_FORWARD_CHUNK or not torch.is_grad_enabled():
+        """The label-wise feed-forward. Above `FEED_FORWARD_CHUNK` label-row elements it runs on chunks of labels
+        whose `[chunk, 4H]` activations are recomputed in the backward pass instead of kept: kept, two `[L, 4H]`
+        float tensors and a dropout mask take 1.4 GB at 100,000 labels and H = 384, and their gradients as much."""
+        chunk = max(1, FEED_FORWARD_CHUNK // nodes.shape[1])  # labels per chunk
+        if nodes.shape[0] <= chunk or not torch.is_grad_enabled():
             return self.feed_forward(nodes)
-        chunks = nodes.split(FEED_FORWARD_CHUNK)
+        chunks = nodes.split(chunk)
         return torch.cat([checkpoint(self.feed_forward, chunk, use_reentrant=False) for chunk in chunks])
 
 
 class LabelGraphEncoder(nn.Module):
-    """Label features `F` [L, H]: node init from label names and ids, then GPTrans layers over the tree."""
+    """Label features `F` [L, H]: node init from label names and ids, then GPTrans layers over the tree.
+
+    With `graph_hidden_size` G below the text width H, the name embeddings are mapped to G on the way in
+    (`input_projection`, no bias) and the label features back to H on the way out (`output_projection`).
+    """
 
     def __init__(self, config: HTLAConfig):
         super().__init__()
         self.tree = LabelTree(config)
-        self.label_embeddings = nn.Embedding(self.tree.num_labels, config.hidden_size)
+        width = config.graph_hidden_size
+        self.input_projection = self.output_projection = None
+        if width != config.hidden_size:
+            self.input_projection = nn.Linear(config.hidden_size, width, bias=False)
+            self.output_projection = nn.Linear(width, config.hidden_size)
+        self.label_embeddings = nn.Embedding(self.tree.num_labels, width)
         self.edge_features = LabelEdgeFeatures(config, self.tree.num_distances, self.tree.num_labels)
         self.layers = nn.ModuleList(GPTransLayer(config) for _ in range(config.graph_num_layers))
 
+    def node_features(self, word_embeddings: nn.Embedding, tree: dict[str, torch.Tensor]) -> torch.Tensor:
+        """`[L, G]` initial label nodes: the mean embedding of each label's name tokens (zero for a label without
+        any), mapped to the graph width, plus the label's own embedding."""
+        table = word_embeddings.weight  # [V, H]
+        # A mean commutes with a bias-free linear map: project the vocabulary or the names, whichever has fewer rows.
+        project_table = self.input_projection is not None and table.shape[0] < self.tree.num_labels
+        if project_table:
+            table = self.input_projection(table)  # [V, G]
+        names = F.embedding_bag(tree["name_ids"], table, tree["name_offsets"], mode="mean")  # [L, H] or [L, G]
+        if self.input_projection is not None and not project_table:
+            names = self.input_projection(names)
+        return names + self.label_embeddings.weight
+
     def forward(self, word_embeddings: nn.Embedding) -> torch.Tensor:
         tree = self.tree.to(self.label_embeddings.weight.device)
-        # Mean embedding of each label's name tokens (zero for a label without any).
-        names = F.embedding_bag(tree["name_ids"], word_embeddings.weight, tree["name_offsets"], mode="mean")
-        nodes = names + self.label_embeddings.weight  # [L, H]
+        nodes = self.node_features(word_embeddings, tree)  # [L, G]
         edges = self.edge_features(tree)  # [L, L, E] dense, [P, E] sparse
         for layer in self.layers:
             nodes, edges = layer(nodes, edges, tree)
-        return nodes
+        return nodes if self.output_projection is None else self.output_projection(nodes)  # [L, H]

@@ -39,7 +39,8 @@ class EndpointHandler:
             raise ValueError('request: expected a JSON object {"inputs": ..., "parameters": {...}}')
         inputs = data["inputs"]
         if not (isinstance(inputs, str) or isinstance(inputs, list) and all(isinstance(t, str) for t in inputs)):
-            raise ValueError(f"inputs: expected a string or a list of strings, got {type(inputs).__name__}")
+            raise ValueError("inputs: expected a string or a list of strings, got "
+                             f"{'None' if inputs is None else type(inputs).__name__}")
         parameters = data.get("parameters") or {}
         if not isinstance(parameters, dict):
             raise ValueError(f"parameters: expected a JSON object, got {type(parameters).__name__}")

@@ -252,3 +252,19 @@ def trained(encoder_dir, data_dir, tmp_path_factory):
             "--push_to_hub", "--hub_model_id", "org/htla-tiny",
         ])
     return out, calls
+
+
+@pytest.fixture(scope="session")
+def icd10cm_trained(encoder_dir, tmp_path_factory):
+    """The embedded default run (`python run_htc.py` with no arguments: ICD-10-CM chapter > block, 307 labels with
+    their names) with its own settings, on the tiny encoder and 64 training codes (one epoch of 2 steps)."""
+    sys.path.insert(0, str(ROOT))
+    import run_htc
+
+    out = tmp_path_factory.mktemp("icd10cm") / "htla-icd10cm"
+    run_htc.main(run_htc.settings_to_argv(run_htc.DEFAULT_RUN | {
+        "model_name_or_path": encoder_dir, "output_dir": str(out), "max_train_samples": 64, "max_eval_samples": 16,
+        "max_predict_samples": 16, "per_device_eval_batch_size": 16, "warmup_steps": 0, "logging_steps": 1,
+        "report_to": "none",
+    }))
+    return out

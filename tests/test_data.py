@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 from datasets import DatasetDict
 
 from modeling_htla.data import (
@@ -17,8 +18,6 @@ from modeling_htla.data import (
     split_validation,
 )
 from modeling_htla.taxonomy import Taxonomy
-
-from conftest import labels_of
 
 NEWSGROUPS = Path("/work/shared/data/20newsgroups")
 
@@ -314,7 +313,7 @@ def test_repeated_area_names_as_in_web_of_science(tmp_path):
     assert taxonomy.labels == ["Psychology", "Psychology > Depression", "Medical", "Medical > Depression", "Cancer"]
     assert taxonomy.names == ["Psychology", "Depression", "Medical", "Depression", "Cancer"]
     encoded = encode_labels(raw["train"], taxonomy)
-    assert [labels_of(taxonomy, vector) for vector in encoded["label_vector"]] == [
+    assert [[taxonomy.labels[i] for i in ids] for ids in encoded["label_ids"]] == [
         ["Psychology", "Psychology > Depression"], ["Medical", "Medical > Depression"], ["Medical", "Cancer"]]
     only = load_raw_datasets(train_file=str(write_jsonl(tmp_path / "only.jsonl", [{"text": "x", "labels": ["Depression"]}])))
     with pytest.raises(ValueError, match=r"train: row 1: label 'Depression' is not in the taxonomy .*give its parent"):
@@ -327,13 +326,30 @@ def test_repeated_area_names_as_in_web_of_science(tmp_path):
 def test_encode_labels(raw_paths):
     taxonomy = build_taxonomy(raw_paths)
     encoded = encode_labels(raw_paths["train"], taxonomy)
-    assert encoded.column_names == ["text", "labels", "label_vector"]
-    assert encoded[0]["label_vector"] == [1.0, 1.0, 1.0, 0.0, 0.0, 0.0]
+    assert encoded.column_names == ["text", "labels", "label_ids"]
+    assert encoded[0]["label_ids"] == [0, 1, 2]  # sorted indices, ancestors included
     partial = raw_paths["train"].map(lambda ex: {"labels": ex["labels"][-1:]})
     only_leaf = encode_labels(partial, taxonomy, add_ancestors=False)
-    assert only_leaf[0]["label_vector"] == [0.0, 0.0, 1.0, 0.0, 0.0, 0.0]
+    assert only_leaf[0]["label_ids"] == [2]
     with_ancestors = encode_labels(partial, taxonomy, add_ancestors=True)
-    assert with_ancestors["label_vector"][:] == encoded["label_vector"][:]
+    assert with_ancestors["label_ids"][:] == encoded["label_ids"][:]
+
+
+def test_collator_builds_each_batch_multi_hot_from_label_ids(raw_paths):
+    from transformers import BertTokenizerFast
+
+    from modeling_htla.collator import HTCDataCollator
+
+    taxonomy = build_taxonomy(raw_paths)
+    encoded = encode_labels(raw_paths["train"], taxonomy)
+    vocab = {token: i for i, token in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]"])}
+    collator = HTCDataCollator(BertTokenizerFast(vocab=vocab), num_labels=len(taxonomy))
+    rows = [{"input_ids": [2] + [1] * (1 + n) + [3], "label_ids": ids} for n, ids in enumerate(encoded["label_ids"][:3])]
+    batch = collator(rows)
+    expected = torch.tensor([taxonomy.encode(labels) for labels in encoded["labels"][:3]])
+    assert torch.equal(batch["labels"], expected) and batch["labels"].dtype == torch.float32
+    assert batch["input_ids"].shape == (3, 5) and "label_ids" not in batch
+    assert "label_ids" in rows[0]  # the dataset's rows are not changed
 
 
 def test_encode_labels_unknown_label(raw_paths):
@@ -465,8 +481,8 @@ def test_real_20newsgroups_validation():
     assert len(taxonomy) == 34
     assert set(build_taxonomy(raw).labels) <= set(taxonomy.labels)
     encoded = encode_labels(raw["validation"], taxonomy, source="validation")
-    vectors = encoded["label_vector"][:]
-    assert all(sum(vector) == len(labels) for vector, labels in zip(vectors, raw["validation"]["labels"][:]))
+    label_ids = encoded["label_ids"][:]
+    assert all(len(ids) == len(labels) for ids, labels in zip(label_ids, raw["validation"]["labels"][:]))
 
 
 def test_skip_empty_texts_drops_rows_instead_of_failing(tmp_path):

@@ -1,36 +1,41 @@
-"""The demo app and its Space: the written Space folder, and the Space's app.py served from a fresh interpreter without
-this package on a copied checkpoint, driven in headless Chromium (type a text, read the shown paths)."""
+"""The demo app and its Space: the written Space folder; the app launched locally and called through gradio_client,
+answering like the pipelines on a run_htc.py checkpoint and on the embedded default run's, and answering the issue's
+bad inputs with a prediction or a one-line error; the Space's app.py served from a fresh interpreter without this
+package on a copied checkpoint, driven in headless Chromium with the README screenshot's code (type a text, read the
+shown paths)."""
 
+import functools
+import html
+import importlib.util
 import math
 import os
 import re
 import shutil
-import socket
-import subprocess
 import sys
-import tempfile
-import time
-import urllib.request
 from importlib import metadata
 
 import pytest
 import torch
 from conftest import WITHOUT_PROJECT, ROOT, path_ends
+from gradio_client import Client
+from gradio_client.exceptions import AppError
 from huggingface_hub import SpaceCard
 from packaging.requirements import Requirement
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
-from selenium.webdriver.common.by import By
-from selenium.webdriver.support.ui import WebDriverWait
-from transformers import AutoTokenizer
+from transformers import AutoTokenizer, pipeline
 
 from modeling_htla import HTLAModel
 from modeling_htla.decoding import display_label
+from modeling_htla.demo import TOP_CLASSES, build_demo
 from modeling_htla.space import DEMO_FILE, write_space
 
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-CHROMEDRIVER = os.environ.get("CHROMEDRIVER", "/usr/bin/chromedriver")
+# The script that takes the README's screenshot; its browser code drives the browser here too.
+_spec = importlib.util.spec_from_file_location("screenshot_demo", ROOT / "docs" / "screenshot_demo.py")
+screenshot = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(screenshot)
+
 TEXT = "quantum particle energy photon"
+DIABETES = "Type 2 diabetes mellitus with diabetic chronic kidney disease"
+LONG = "quantum particle energy photon " * 3_226  # 100,006 characters, far more tokens than the encoder's positions
 
 RUN_APP = WITHOUT_PROJECT + r"""
 import runpy
@@ -61,39 +66,6 @@ def test_space_folder_holds_the_app_requirements_and_card(space):
         write_space(space, "htla-tiny")
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def wait_until_served(url: str, server: subprocess.Popen, log, timeout: float = 600) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert server.poll() is None, f"the app exited: {open(log.name).read()[-3000:]}"
-        try:
-            with urllib.request.urlopen(url, timeout=5) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.5)
-    raise AssertionError(f"the app did not answer at {url} within {timeout} s: {open(log.name).read()[-3000:]}")
-
-
-def chromium() -> webdriver.Chrome:
-    """Headless Chromium that reaches only this machine (any other host name fails to resolve)."""
-    assert os.path.isfile(CHROMIUM) and os.path.isfile(CHROMEDRIVER), \
-        "the browser test needs Chromium: apt-get install chromium chromium-driver (or set CHROMIUM, CHROMEDRIVER)"
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 f"--user-data-dir={tempfile.mkdtemp(prefix='htla-chromium-')}", "--window-size=1280,1100",
-                 "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"]:
-        options.add_argument(flag)
-    return webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
-
-
 def test_app_shows_the_predicted_paths_in_a_browser(trained, space, tmp_path):
     out, _ = trained
     folder = tmp_path / "htla-tiny"  # outside the repository, as a download would be
@@ -109,32 +81,113 @@ def test_app_shows_the_predicted_paths_in_a_browser(trained, space, tmp_path):
     assert any(j in leaves for j in ends) and len(ends) < len(leaves)
     expected = [" > ".join(display_label(tax, a) for a in tax.ancestors(j)) + f" {float(p[j]):.3f}" for j in ends]
 
-    port = free_port()
+    port = screenshot.free_port()
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"GRADIO_ANALYTICS_ENABLED": "False"}
     command = [sys.executable, "-c", f"REPO = {str(ROOT)!r}\n" + RUN_APP, str(space / "app.py"), str(folder),
                "--port", str(port), "--threshold", str(threshold)]
-    with open(tmp_path / "app.log", "w") as log:
-        server = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT)
-        browser = None
-        try:
-            wait_until_served(f"http://127.0.0.1:{port}/", server, log)
-            browser = chromium()
-            browser.get(f"http://127.0.0.1:{port}/")
-            wait = WebDriverWait(browser, 300)
-            wait.until(lambda b: b.find_element(By.CSS_SELECTOR, "#htla-text textarea")).send_keys(TEXT)
-            browser.find_element(By.CSS_SELECTOR, "#htla-classify").click()
-            wait.until(lambda b: len(b.find_elements(By.CSS_SELECTOR, "#htla-paths li")) == len(expected))
-            shown = [item.text for item in browser.find_elements(By.CSS_SELECTOR, "#htla-paths li")]
-            level1 = browser.find_element(By.ID, "htla-level-1").text
-            browser.find_element(By.CSS_SELECTOR, "#htla-all button").click()  # open the collapsible tree
-            tree = wait.until(lambda b: b.find_element(By.ID, "htla-tree")).get_attribute("textContent")
-            browser.save_screenshot(str(tmp_path / "demo.png"))
-        finally:
-            if browser is not None:
-                browser.quit()
-            server.terminate()
-            server.wait(timeout=30)
-    assert shown == expected
-    assert display_label(tax, ends[0] if tax.depths[ends[0]] == 1 else tax.ancestors(ends[0])[0]) in level1
-    assert all(display_label(tax, j) in tree for j in range(len(tax)))  # every label in the collapsible tree
+    with screenshot.serve(command, tmp_path / "app.log", port, cwd=tmp_path, env=env) as url, \
+            screenshot.chromium() as browser:
+        shown = screenshot.classify_in_browser(browser, url, TEXT, paths=len(expected))
+        browser.save_screenshot(str(tmp_path / "demo.png"))
+    assert shown["paths"] == expected
+    assert display_label(tax, ends[0] if tax.depths[ends[0]] == 1 else tax.ancestors(ends[0])[0]) in shown["level1"]
+    assert all(display_label(tax, j) in shown["tree"] for j in range(len(tax)))  # every label in the collapsible tree
     assert (tmp_path / "demo.png").stat().st_size > 10_000
+
+
+@pytest.fixture(scope="module", params=[("trained", TEXT), ("icd10cm_trained", DIABETES)],
+                ids=["run_htc-checkpoint", "default-run-checkpoint"])
+def client(request):
+    """The demo app on a checkpoint written by run_htc.py (the tiny tree; the embedded default run's ICD-10-CM
+    tree), launched in this process on a local port (no share link), a gradio_client Client on it, and a text to
+    classify."""
+    name, text = request.param
+    value = request.getfixturevalue(name)
+    out = value[0] if isinstance(value, tuple) else value
+    demo = build_demo(str(out))
+    port = screenshot.free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, share=False, prevent_thread_lock=True, quiet=True)
+    try:
+        yield out, Client(f"http://127.0.0.1:{port}/", verbose=False), text
+    finally:
+        demo.close()
+
+
+@functools.cache
+def pipelines(out) -> tuple:
+    """The checkpoint's taxonomy, and its two pipelines loaded by transformers through remote code."""
+    return (HTLAModel.from_pretrained(out).config.get_taxonomy(),
+            pipeline("hierarchical-text-classification", model=str(out), trust_remote_code=True),
+            pipeline("text-classification", model=str(out), trust_remote_code=True))
+
+
+def pipelines_view(out, text: str, threshold: float) -> tuple[list[str], list[tuple[str, float]]]:
+    """What the app should show for `text`, from transformers' pipelines on the checkpoint: each predicted path of
+    the hierarchical-text-classification pipeline with its score, and the top level-1 scores of the
+    text-classification pipeline, labels written as a person reads them."""
+    tax, paths, labels = pipelines(out)
+    ids = {tax.path(j): j for j in range(len(tax))}
+    shown = [" > ".join(display_label(tax, a) for a in tax.ancestors(ids[answer["label"]])) + f" {answer['score']:.3f}"
+             for answer in paths(text, threshold=threshold)]
+    level1 = [(display_label(tax, tax.label2id[item["label"]]), item["score"]) for item in labels(text, top_k=None)
+              if tax.depths[tax.label2id[item["label"]]] == 1][:TOP_CLASSES]
+    return shown, level1
+
+
+def app_view(result: tuple) -> tuple[list[str], list[tuple[str, float]]]:
+    """The predicted paths and level-1 bars in what the app's /classify endpoint returned."""
+    paths_html, level1 = result[0], result[1]
+    paths = [f"{html.unescape(path)} {score}" for path, score in re.findall(
+        r'<li><span class="htla-path">(.*?)</span> <b class="htla-score">(.*?)</b></li>', paths_html)]
+    return paths, [(item["label"], item["confidence"]) for item in level1["confidences"]]
+
+
+def assert_same_view(got, expected):
+    assert got[0] == expected[0]
+    assert [label for label, _ in got[1]] == [label for label, _ in expected[1]]
+    assert [score for _, score in got[1]] == pytest.approx([score for _, score in expected[1]], abs=1e-5)
+
+
+def test_app_answers_gradio_client_with_the_pipelines_paths(client):
+    out, app, text = client
+    _, level1 = pipelines_view(out, text, 0.5)
+    threshold = math.floor(100 * level1[0][1]) / 100  # just under the best first level: at least one path
+    expected = pipelines_view(out, text, threshold)
+    assert expected[0]
+    assert_same_view(app_view(app.predict(text, threshold, api_name="/classify")), expected)
+    assert [endpoint for endpoint in app.view_api(print_info=False, return_format="dict")["named_endpoints"]] == \
+        ["/classify"]  # the button, Enter in the text box and the slider share one endpoint
+
+
+# The issue's bad inputs through gradio_client: (arguments, keyword arguments, the one-line error or None for a
+# prediction, which must be the pipelines').
+APP_EDGE = [
+    ("empty", ("",), {}, None),
+    ("None", (None,), {}, "text: expected a string, got None"),
+    ("number", (42,), {}, "text: expected a string, got int"),
+    ("object", ({"text": TEXT},), {}, "text: expected a string, got dict"),
+    ("100000-chars", (LONG,), {}, None),
+    ("threshold-above-1", (TEXT, 2), {}, "threshold: expected a number between 0 and 1, got 2"),
+    ("threshold-None", (TEXT, None), {}, "threshold: expected a number between 0 and 1, got None"),
+    ("extra-value", (TEXT, 0.5, "top_k=3"), {}, None),  # Gradio passes the declared inputs only
+]
+
+
+@pytest.mark.parametrize("case", range(len(APP_EDGE)), ids=[name for name, *_ in APP_EDGE])
+def test_app_answers_bad_input_with_a_prediction_or_one_line(client, case):
+    out, app, _ = client
+    _, args, kwargs, error = APP_EDGE[case]
+    if error is not None:
+        with pytest.raises(AppError) as raised:
+            app.predict(*args, api_name="/classify", **kwargs)
+        assert str(raised.value) == error  # the gr.Error's message, not "the upstream Gradio app has raised…"
+        return
+    text, threshold = args[0], args[1] if len(args) > 1 else 0.5  # the slider's start
+    assert_same_view(app_view(app.predict(*args, api_name="/classify", **kwargs)),
+                     pipelines_view(out, text, threshold))
+
+
+def test_app_names_an_unknown_parameter(client):
+    _, app, _ = client
+    with pytest.raises(TypeError, match="Parameter `top_k` is not a valid key-word argument"):
+        app.predict(text=TEXT, threshold=0.5, top_k=3, api_name="/classify")

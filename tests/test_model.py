@@ -248,9 +248,9 @@ def test_label_features_cached_in_eval_and_dropped_on_train_or_load(small_taxono
 # ---------------------------------------------------------------- save/load and training
 
 
-@pytest.mark.parametrize("fusion", ["add", "dot"])
-def test_save_load_round_trip_gives_identical_logits(small_taxonomy, tmp_path, fusion):
-    model = make_model(small_taxonomy, tla_temperature=0.1, fusion=fusion).eval()
+@pytest.mark.parametrize("fusion,width", [("add", None), ("dot", None), ("dot", 16)])
+def test_save_load_round_trip_gives_identical_logits(small_taxonomy, tmp_path, fusion, width):
+    model = make_model(small_taxonomy, tla_temperature=0.1, fusion=fusion, graph_hidden_size=width).eval()
     input_ids, mask, _ = batch(small_taxonomy, [["a11"], ["b1"], ["a2"]])
     with torch.no_grad():
         before = model(input_ids=input_ids, attention_mask=mask).logits
@@ -260,6 +260,7 @@ def test_save_load_round_trip_gives_identical_logits(small_taxonomy, tmp_path, f
     assert "auto_map" in (tmp_path / "config.json").read_text()
     loaded = HTLAModel.from_pretrained(tmp_path).eval()
     assert loaded.config.tla_temperature == 0.1 and loaded.config.fusion == fusion
+    assert loaded.config.graph_hidden_size == (width or 32)
     assert loaded.taxonomy == small_taxonomy
     with torch.no_grad():
         after = loaded(input_ids=input_ids, attention_mask=mask).logits

@@ -1,9 +1,11 @@
 """The model card's parts: readable labels and the cut of long levels in the taxonomy table, the sentence on what the
-model is at inference for each fusion, and a card without results or examples."""
+model is at inference for each fusion, a card without results or examples, and the widget outputs of the embedded
+default run's card."""
 
 import pytest
 from conftest import make_model
 from huggingface_hub import ModelCard
+from transformers import pipeline
 
 from modeling_htla import Taxonomy
 from modeling_htla.decoding import display_label
@@ -50,3 +52,16 @@ def test_card_without_results_or_examples_is_valid(small_taxonomy):
     assert loaded.data.eval_results is None and loaded.data.get("widget") is None
     assert "No evaluation results were recorded" in loaded.text
     assert "| 1 | 2 | a — Alpha topics; b |" in loaded.text and "| 2 | 3 | a1 — Alpha one; a2; b1 |" in loaded.text
+
+
+def test_default_run_widget_outputs_are_the_pipelines_top_scores_with_names(icd10cm_trained):
+    """The Hub widget cannot run the model, so the card's examples carry its outputs: on the embedded default run's
+    checkpoint (ICD-10-CM, every label named), the text-classification pipeline's top 5, as `identifier — name`."""
+    card = ModelCard.load(icd10cm_trained / "README.md")
+    classify = pipeline("text-classification", model=str(icd10cm_trained), trust_remote_code=True)
+    assert len(card.data.widget) == 3
+    for example in card.data.widget:
+        top = classify(example["text"], top_k=5)
+        assert [item["label"] for item in example["output"]] == [f"{a['label']} — {a['name']}" for a in top]
+        assert [item["score"] for item in example["output"]] == pytest.approx([a["score"] for a in top], abs=1e-4)
+    assert "| 1 | 22 | 1 — Certain infectious and parasitic diseases (A00-B99);" in card.text

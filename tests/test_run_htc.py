@@ -100,7 +100,7 @@ def test_arguments_from_a_yaml_file_and_training_continues_from_a_checkpoint(enc
     first = tmp_path / "first"
     args = common_args(encoder_dir, data_dir, first)  # flag/value pairs
     settings = {args[i][2:]: args[i + 1] for i in range(0, len(args), 2)}
-    settings.update(do_train=True, max_steps=2, fusion="dot")
+    settings.update(do_train=True, max_steps=2, fusion="dot", graph_hidden_size=16, graph_max_siblings=3)
     config_file = tmp_path / "args.yaml"
     config_file.write_text(yaml.safe_dump(settings))
     run_script([str(config_file)])
@@ -113,7 +113,8 @@ def test_arguments_from_a_yaml_file_and_training_continues_from_a_checkpoint(enc
     after = HTLAModel.from_pretrained(second).state_dict()
     assert before.keys() == after.keys() and any(not (before[k] == after[k]).all() for k in before)
     assert read_json(second / "config.json")["taxonomy"] == read_json(first / "config.json")["taxonomy"]
-    assert read_json(second / "config.json")["fusion"] == "dot"  # the checkpoint's head, not the flag's default
+    saved = read_json(second / "config.json")  # the checkpoint's model, not the flags' defaults
+    assert (saved["fusion"], saved["graph_hidden_size"], saved["graph_max_siblings"]) == ("dot", 16, 3)
 
 
 def test_consistent_decoding_gives_subtrees_and_label_names_are_used(encoder_dir, data_dir, tmp_path):

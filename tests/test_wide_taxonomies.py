@@ -100,7 +100,7 @@ def test_recomputed_feed_forward_chunks_match_the_kept_activations(monkeypatch):
     assert layer.feed_forward[2].p > 0  # dropout is on: the recomputation must replay its masks
     nodes = torch.randn(31, layer.attention_norm.normalized_shape[0], requires_grad=True)
     weights = torch.randn(nodes.shape)
-    monkeypatch.setattr(graph_encoder, "FEED_FORWARD_CHUNK", 8)
+    monkeypatch.setattr(graph_encoder, "FEED_FORWARD_CHUNK", 8 * nodes.shape[1])  # 8 labels a chunk
 
     def run(chunked):
         torch.manual_seed(0)
@@ -113,3 +113,31 @@ def test_recomputed_feed_forward_chunks_match_the_kept_activations(monkeypatch):
     (out, grads), (expected, expected_grads) = run(True), run(False)
     assert torch.equal(out, expected)
     assert all(torch.allclose(g, e, atol=1e-6) for g, e in zip(grads, expected_grads))
+
+
+@pytest.mark.parametrize("labels", [40, 300])  # fewer labels than the 120-token vocabulary, and more
+def test_narrow_graph_maps_label_names_in_and_features_out(labels):
+    tax = star(labels - 1)
+    model = make_model(tax, graph_hidden_size=16, graph_num_heads=2).train()
+    encoder = model.graph_encoder
+    assert encoder.label_embeddings.weight.shape == (labels, 16) and encoder.layers[0].attention.head_dim == 8
+    # The name means are projected before (few labels) or after (many labels) the bag: the same nodes either way.
+    word_embeddings = model.text_encoder.get_input_embeddings()
+    tree = encoder.tree.to(torch.device("cpu"))
+    names = torch.nn.functional.embedding_bag(tree["name_ids"], word_embeddings.weight, tree["name_offsets"], mode="mean")
+    expected = names @ encoder.input_projection.weight.T + encoder.label_embeddings.weight
+    assert torch.allclose(encoder.node_features(word_embeddings, tree), expected, atol=1e-6)
+    input_ids = torch.randint(1, 120, (3, 8), generator=torch.Generator().manual_seed(0))
+    out = model(input_ids=input_ids, labels=torch.eye(labels)[:3])
+    assert out.label_embeds.shape == (labels, 32)  # back at the text width, for the head and TLA
+    out.loss.backward()
+    assert [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum()] == []
+
+
+def test_graph_width_is_checked_and_defaults_to_the_encoder_width():
+    tax = star(5)
+    assert config(tax).graph_hidden_size == 32
+    with pytest.raises(ValueError, match="graph_hidden_size 10 is not divisible by graph_num_heads 4"):
+        config(tax, graph_hidden_size=10)
+    with pytest.raises(ValueError, match="graph_hidden_size must be >= 1 or None, got 0"):
+        config(tax, graph_hidden_size=0)
