@@ -177,19 +177,24 @@ def parse_args(argv: list[str]):
     if not argv:
         argv = settings_to_argv(DEFAULT_RUN)
     elif len(argv) == 1 and argv[0].endswith((".json", ".yaml", ".yml")):
-        argv = settings_to_argv(read_settings(argv[0]))
+        try:
+            argv = settings_to_argv(read_mapping(argv[0], "arguments", "a mapping of argument names to values"))
+        except ValueError as err:
+            raise SystemExit(f"run_htc.py: error: {err}") from None
     return parser.parse_args_into_dataclasses(args=argv)
 
 
-def read_settings(path: str) -> dict:
+def read_mapping(path: str, content: str, expected: str) -> dict:
+    """The mapping in a YAML (`.yaml`, `.yml`) or JSON file; a `ValueError` naming the file, and what it should hold,
+    when it cannot be read or holds something else."""
     try:
         text = Path(path).read_text(encoding="utf-8")
-        settings = json.loads(text) if path.endswith(".json") else yaml.safe_load(text)
+        value = yaml.safe_load(text) if path.endswith((".yaml", ".yml")) else json.loads(text)
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, yaml.YAMLError) as err:
-        raise SystemExit(f"run_htc.py: error: {path}: cannot read arguments ({err})") from None
-    if not isinstance(settings, dict):
-        raise SystemExit(f"run_htc.py: error: {path}: expected a mapping of argument names to values")
-    return settings
+        raise ValueError(f"{path}: cannot read {content} ({err})") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"{path}: expected {expected}")
+    return value
 
 
 def settings_to_argv(settings: dict) -> list[str]:
@@ -208,18 +213,6 @@ def is_htla_checkpoint(name_or_path: str | None) -> bool:
     except OSError:
         return False
     return config.get("model_type") == "htla"
-
-
-def read_label_names(path: str | None) -> dict[str, str] | None:
-    if path is None:
-        return None
-    try:
-        names = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ValueError(f"{path}: cannot read label names ({err})") from None
-    if not isinstance(names, dict):
-        raise ValueError(f"{path}: expected a JSON object {{label: name}}")
-    return names
 
 
 def prepare_data(model_args, data_args, training_args):
@@ -244,7 +237,10 @@ def prepare_data(model_args, data_args, training_args):
             if data_args.taxonomy_file and Taxonomy.from_file(data_args.taxonomy_file).labels != taxonomy.labels:
                 raise ValueError(f"{data_args.taxonomy_file}: taxonomy differs from the checkpoint's own taxonomy")
         else:
-            taxonomy = build_taxonomy(raw, data_args.taxonomy_file, read_label_names(data_args.label_names_file))
+            names_file, names = data_args.label_names_file, None
+            if names_file is not None:
+                names = read_mapping(names_file, "label names", "a JSON object {label: name}")
+            taxonomy = build_taxonomy(raw, data_args.taxonomy_file, names)
     else:
         logger.info("No data arguments: using the embedded ICD-10-CM dataset (depth %d)", data_args.icd10_depth)
         raw, taxonomy = load_icd10cm(depth=data_args.icd10_depth, seed=training_args.seed)

@@ -19,7 +19,7 @@ def decode_scores(scores: np.ndarray, taxonomy: Taxonomy, threshold: float = 0.5
     if decoding not in DECODING:
         raise ValueError(f"decoding must be one of {DECODING}, got {decoding!r}")
     chosen = scores > threshold
-    if decoding == "consistent":
+    if decoding == "consistent":  # the metric's consistency_rate checks the same, in its own standalone copy
         parents = np.asarray(taxonomy.parent_ids)
         for depth in range(2, taxonomy.num_levels + 1):
             level = np.flatnonzero(np.asarray(taxonomy.depths) == depth)

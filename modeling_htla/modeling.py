@@ -16,6 +16,7 @@ from safetensors import safe_open
 import torch.nn.functional as F
 from torch import nn
 from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedModel
+from transformers import initialization as init
 from transformers.utils import ModelOutput
 
 from configuration_htla import HTLAConfig
@@ -50,9 +51,28 @@ class HTLAOutput(ModelOutput):
 
 class HTLAPreTrainedModel(PreTrainedModel):
     config_class = HTLAConfig
-    base_model_prefix = "htla"
+    # The pretrained text encoder is HTLA's base model, as `bert` is BertForSequenceClassification's: `base_model`
+    # and `get_input_embeddings` reach it through this name.
+    base_model_prefix = "text_encoder"
     main_input_name = "input_ids"
-    supports_gradient_checkpointing = False
+
+    def post_init(self):
+        # Activation checkpointing runs in the text encoder's layers, so it is supported when the encoder supports it
+        # (set per model, as TimmWrapperPreTrainedModel does for the timm model it wraps).
+        self.supports_gradient_checkpointing = self.text_encoder.supports_gradient_checkpointing
+        super().post_init()
+
+    @torch.no_grad()
+    def _init_weights(self, module):
+        """Initialize the layers HTLA adds. The `PreTrainedModel` default draws the linear layers and the edge and
+        label embeddings of the graph encoder, the classifier and the TLA projection from N(0, `initializer_range`)
+        with zero biases, and sets LayerNorms to identity; the cosine head starts at scale 1/τ with zero biases. The
+        text encoder is initialized by its own `_init_weights` (transformers hands each sub-model to its own), and
+        `from_encoder` then loads its pretrained weights."""
+        super()._init_weights(module)
+        if isinstance(module, CosineLabelHead):
+            init.constant_(module.logit_scale, math.log(1 / self.config.tla_temperature))
+            init.zeros_(module.bias)
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):

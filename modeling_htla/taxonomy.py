@@ -323,15 +323,6 @@ class Taxonomy:
             "names": list(self.names),
         }
 
-    def save(self, path: str | Path) -> None:
-        """Write the HiAGM format: each parent by its identifier, children by the last part of their paths
-        (readable names are not part of it; keep them in the model config)."""
-        lines = ["\t".join(["Root"] + [self._parts[i][-1] for i in self.roots])]
-        for node in self.topological_order():
-            if self.children[node]:
-                lines.append("\t".join([self.labels[node]] + [self._parts[c][-1] for c in self.children[node]]))
-        Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")
-
     # ------------------------------------------------------------------ queries
 
     def __len__(self) -> int:
@@ -366,9 +357,6 @@ class Taxonomy:
     def path(self, label_id: int, separator: str = PATH_SEPARATOR) -> str:
         """The label's path from the top (``"comp > comp.sys"``, ``"Medical > Depression"``)."""
         return separator.join(self._parts[label_id])
-
-    def is_leaf(self, label_id: int) -> bool:
-        return not self.children[label_id]
 
     def label_ids(self, labels: Iterable[str]) -> list[int]:
         """Ids of one example's labels, in order.
@@ -409,15 +397,6 @@ class Taxonomy:
             for i in self.ancestors(label_id) if add_ancestors else [label_id]:
                 vector[i] = 1.0
         return vector
-
-    def decode(self, vector: Sequence[float], threshold: float = 0.5) -> list[str]:
-        """Labels whose entry exceeds `threshold`, in taxonomy order."""
-        return [label for label, value in zip(self.labels, vector) if value > threshold]
-
-    def is_consistent(self, label_ids: Iterable[int]) -> bool:
-        """True when every label's parent is in the set too."""
-        chosen = set(label_ids)
-        return all(self.parent_ids[i] < 0 or self.parent_ids[i] in chosen for i in chosen)
 
     def tree_arrays(self) -> tuple[np.ndarray, np.ndarray]:
         """Dense pairwise tree structure over the labels, with a virtual root at index ``L`` above the top level.

@@ -1,4 +1,4 @@
-"""`HTLATrainer`: the transformers `Trainer` with HTLA's loss (BCE + λ·TLA) in `compute_loss`, both parts logged,
+"""`HTLATrainer`: the transformers `Trainer` training on the model's own loss (BCE + λ·TLA) with both parts logged,
 and a separate learning rate for the layers HTLA adds on top of the pretrained encoder."""
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import torch
 from transformers import Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_callback import ExportableState
+from transformers.trainer_optimizer import is_optimizer_factory
 from transformers.integrations.integration_utils import is_tensorboard_available
 
 
@@ -51,7 +52,7 @@ class HTLATrainingArguments(TrainingArguments):
 
 
 class HTLATrainer(Trainer):
-    """Trains an [`HTLAModel`]: `compute_loss` adds λ·TLA to the BCE loss and logs `loss_bce` / `loss_tla`."""
+    """Trains an [`HTLAModel`] on the loss it returns (`BCE + λ·TLA`), logging the parts as `loss_bce` / `loss_tla`."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -73,34 +74,49 @@ class HTLATrainer(Trainer):
         super().log(logs, start_time)
 
     def create_optimizer(self, model=None):
-        """The default optimizer, with the new layers' parameters in groups at `head_learning_rate` and the label
-        graph encoder's at `graph_learning_rate`."""
-        optimizer = super().create_optimizer(model)
-        head_lr = getattr(self.args, "head_learning_rate", None)
-        graph_lr = getattr(self.args, "graph_learning_rate", None)
-        if (head_lr is None and graph_lr is None) or getattr(optimizer, "_htla_head_groups", False):
-            return optimizer
-        htla = self.accelerator.unwrap_model(self.model)
-        encoder = {id(p) for p in htla.text_encoder.parameters()}
-        graph = {id(p) for p in htla.graph_encoder.parameters()} if htla.graph_encoder is not None else set()
-        groups = []
-        for group in optimizer.param_groups:
-            settings = {k: v for k, v in group.items() if k != "params"}
-            head = head_lr if head_lr is not None else settings["lr"]
-            params = {"pretrained": [], "graph": [], "head": []}
-            for p in group["params"]:
-                params["pretrained" if id(p) in encoder else "graph" if id(p) in graph else "head"].append(p)
-            groups += [
-                {**settings, "params": params["pretrained"]},
-                {**settings, "params": params["graph"], "lr": graph_lr if graph_lr is not None else head},
-                {**settings, "params": params["head"], "lr": head},
-            ]
-        optimizer.param_groups.clear()
-        for group in groups:
-            if group["params"]:
-                optimizer.add_param_group(group)
-        optimizer._htla_head_groups = True
-        return optimizer
+        """The optimizer `--optim` names, made as the Trainer makes it, over the groups of `parameter_groups` when
+        `head_learning_rate` or `graph_learning_rate` is set; otherwise the Trainer's own."""
+        opt_model = self.model if model is None else model
+        if self.optimizer is None and self._part_learning_rates() is not None:
+            optimizer_cls, optimizer_kwargs = (
+                self.optimizer_cls_and_kwargs or self.get_optimizer_cls_and_kwargs(self.args, opt_model)
+            )
+            if is_optimizer_factory(optimizer_cls) or {"params", "model", "optimizer_dict"} & optimizer_kwargs.keys():
+                raise ValueError(
+                    f"--optim {self.args.optim} groups the parameters itself, so it cannot take head_learning_rate or "
+                    "graph_learning_rate: leave them unset"
+                )
+            self.optimizer = optimizer_cls(self.parameter_groups(opt_model), **optimizer_kwargs)
+        return super().create_optimizer(opt_model)  # the optimizer made above, or the Trainer's
+
+    def parameter_groups(self, model) -> list[dict]:
+        """The Trainer's two weight-decay groups (`get_decay_parameter_names`), each split into the pretrained text
+        encoder's parameters at `learning_rate`, the label graph encoder's at `graph_learning_rate` and the other new
+        layers' at `head_learning_rate`; empty groups are left out."""
+        htla = self.accelerator.unwrap_model(model)
+        # part of each parameter: 0 text encoder, 1 graph encoder, 2 (the default) classifier and TLA projection
+        part = {id(p): 0 for p in htla.text_encoder.parameters()}
+        if htla.graph_encoder is not None:
+            part.update((id(p), 1) for p in htla.graph_encoder.parameters())
+        rates = self._part_learning_rates() or (self.args.learning_rate,) * 3
+        decay = set(self.get_decay_parameter_names(model))
+        groups: dict[tuple[bool, int], list[torch.nn.Parameter]] = {}
+        for name, param in model.named_parameters():
+            if param.requires_grad:
+                groups.setdefault((name not in decay, part.get(id(param), 2)), []).append(param)
+        return [
+            {"params": params, "weight_decay": 0.0 if no_decay else self.args.weight_decay, "lr": rates[index]}
+            for (no_decay, index), params in sorted(groups.items())
+        ]
+
+    def _part_learning_rates(self) -> tuple[float, float, float] | None:
+        """(text encoder, graph encoder, other new layers) learning rates, or None when neither HTLA rate is set."""
+        head = getattr(self.args, "head_learning_rate", None)
+        graph = getattr(self.args, "graph_learning_rate", None)
+        if head is None and graph is None:
+            return None
+        head = self.args.learning_rate if head is None else head
+        return self.args.learning_rate, head if graph is None else graph, head
 
     def _save(self, output_dir: str | None = None, state_dict=None) -> None:
         """Save as the Trainer does, but keep the training arguments as JSON instead of a pickle."""

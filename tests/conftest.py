@@ -109,6 +109,11 @@ def encoder_dir(tmp_path_factory):
     return str(path)
 
 
+def labels_of(taxonomy: Taxonomy, vector) -> list[str]:
+    """The labels a multi-hot vector holds, in taxonomy order."""
+    return [label for label, value in zip(taxonomy.labels, vector) if value > 0.5]
+
+
 def path_ends(taxonomy: Taxonomy, probabilities, threshold: float) -> list[int]:
     """Ends of the predicted paths, best first: labels above the threshold with every ancestor, none of whose children
     is; computed here by walking the tree, independently of the package's decoder."""

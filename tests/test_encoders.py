@@ -86,4 +86,4 @@ def test_encoder_family_end_to_end(runs, family):
     for paths, expected in zip(answer["paths"], probabilities):
         # threshold 0 keeps every label: one answer per leaf path, scored by the leaf's probability
         assert {item["label"]: pytest.approx(item["score"], abs=1e-4) for item in paths} == {
-            taxonomy.path(j): float(expected[j]) for j in range(len(taxonomy)) if taxonomy.is_leaf(j)}
+            taxonomy.path(j): float(expected[j]) for j in range(len(taxonomy)) if not taxonomy.children[j]}

@@ -267,6 +267,33 @@ def test_save_load_round_trip_gives_identical_logits(small_taxonomy, tmp_path, f
     assert torch.equal(before, after)
 
 
+def test_new_layers_start_at_initializer_range_and_the_encoder_is_the_base_model(small_taxonomy):
+    model = make_model(small_taxonomy, fusion="dot", tla_projection_dim=8, initializer_range=0.5)
+    for name in ("graph_encoder.label_embeddings.weight", "graph_encoder.edge_features.path_embeddings.weight",
+                 "graph_encoder.layers.0.attention.qkv.weight", "tla_projection.0.weight"):
+        assert 0.4 < float(model.get_parameter(name).detach().std()) < 0.6, name
+    assert not model.get_parameter("graph_encoder.layers.0.attention.qkv.bias").any()
+    assert float(make_model(small_taxonomy, initializer_range=0.5).classifier.weight.detach().std()) > 0.4
+    assert math.isclose(model.classifier.logit_scale.item(), math.log(1 / model.config.tla_temperature), rel_tol=1e-6)
+    assert model.base_model is model.text_encoder
+    assert model.get_input_embeddings() is model.text_encoder.get_input_embeddings()
+
+
+def test_a_weight_missing_from_a_checkpoint_starts_as_in_a_fresh_model(small_taxonomy, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    model = make_model(small_taxonomy, fusion="dot", tla_temperature=0.1)
+    with torch.no_grad():
+        model.classifier.logit_scale.fill_(7.0)
+    model.save_pretrained(tmp_path)
+    weights = load_file(tmp_path / "model.safetensors")
+    del weights["classifier.logit_scale"]
+    save_file(weights, tmp_path / "model.safetensors", metadata={"format": "pt"})
+    loaded = HTLAModel.from_pretrained(tmp_path)
+    assert math.isclose(loaded.classifier.logit_scale.item(), math.log(10), rel_tol=1e-6)  # 1/τ, not left empty
+    assert torch.equal(loaded.classifier.bias, model.classifier.bias)
+
+
 @pytest.mark.parametrize(
     "variant",
     [

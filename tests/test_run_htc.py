@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -32,14 +33,18 @@ def common_args(encoder_dir, data_dir, out):
     ]
 
 
-def run_in_process(args):
-    """`run_htc.main` in this process: no interpreter start-up, for runs whose files are all the test needs."""
+def import_script():
     sys.path.insert(0, str(ROOT))
     try:
         import run_htc
     finally:
         sys.path.remove(str(ROOT))
-    run_htc.main(args + ["--report_to", "none"])
+    return run_htc
+
+
+def run_in_process(args):
+    """`run_htc.main` in this process: no interpreter start-up, for runs whose files are all the test needs."""
+    import_script().main(args + ["--report_to", "none"])
 
 
 def run_script(args, launcher=None, check=True):
@@ -207,6 +212,32 @@ def test_bad_input_exits_with_one_line_and_keeps_output(encoder_dir, data_dir, t
     assert last.startswith("run_htc.py: error:") and message in last
     assert "Traceback" not in result.stderr
     assert sorted(p.name for p in out.iterdir()) == ["earlier.txt"]
+
+
+@pytest.mark.parametrize(
+    "name, text, message",
+    [
+        ("list.yaml", "- do_train\n", "list.yaml: expected a mapping of argument names to values"),
+        ("broken.json", "{oops", "broken.json: cannot read arguments (Expecting property name"),
+        ("missing.yaml", None, "missing.yaml: cannot read arguments ("),
+    ],
+)
+def test_an_unreadable_argument_file_exits_with_one_line(tmp_path, name, text, message):
+    if text is not None:
+        (tmp_path / name).write_text(text, encoding="utf-8")
+    with pytest.raises(SystemExit) as exit_info:
+        import_script().parse_args([str(tmp_path / name)])
+    assert str(exit_info.value).startswith("run_htc.py: error: ") and message in str(exit_info.value)
+
+
+@pytest.mark.parametrize("text, message", [("[1]", "expected a JSON object {label: name}"), ("{", "cannot read label names")])
+def test_an_unreadable_label_names_file_is_named(encoder_dir, data_dir, tmp_path, text, message):
+    names = tmp_path / "names.json"
+    names.write_text(text, encoding="utf-8")
+    args = common_args(encoder_dir, data_dir, tmp_path / "out") + ["--do_train", "--label_names_file", str(names)]
+    with pytest.raises(SystemExit, match=f"^run_htc.py: error: {names}: {re.escape(message)}"):
+        run_in_process(args)
+    assert not (tmp_path / "out").exists()
 
 
 def test_two_runs_with_the_same_seed_give_identical_metrics(encoder_dir, data_dir, tmp_path):

@@ -3,6 +3,7 @@
 import json
 
 import pytest
+import torch
 
 from modeling_htla import HTLATrainer, HTLATrainingArguments
 from modeling_htla.trainer import AnyMetricEarlyStopping
@@ -10,16 +11,31 @@ from modeling_htla.trainer import AnyMetricEarlyStopping
 from conftest import make_model
 
 
-def learning_rates_by_part(trainer, model):
+def learning_rates_by_part(param_groups, model, key="lr"):
     """{part: set of learning rates its parameters got} for the text encoder, graph encoder and classifier."""
     parts = {"encoder": model.text_encoder, "graph": model.graph_encoder, "classifier": model.classifier}
     rates = {part: set() for part in parts}
-    for group in trainer.create_optimizer().param_groups:
+    for group in param_groups:
         for param in group["params"]:
             for part, module in parts.items():
                 if any(param is p for p in module.parameters()):
-                    rates[part].add(group["lr"])
+                    rates[part].add(group[key])
     return rates
+
+
+def train_briefly(model, taxonomy, output_dir, **args):
+    """Two optimizer steps of `HTLATrainer` on four tiny examples; returns the trainer."""
+    rows = [
+        {"input_ids": [2, 5 + i, 9 + i, 3], "attention_mask": [1, 1, 1, 1], "labels": taxonomy.encode([label])}
+        for i, label in enumerate(["a11", "a2", "b1", "a12"])
+    ]
+    args = HTLATrainingArguments(
+        output_dir=str(output_dir), max_steps=2, per_device_train_batch_size=2, save_strategy="no", report_to="none",
+        use_cpu=True, **args,
+    )
+    trainer = HTLATrainer(model=model, args=args, train_dataset=rows)
+    trainer.train()
+    return trainer
 
 
 @pytest.mark.parametrize(
@@ -38,9 +54,40 @@ def test_each_part_trains_at_its_learning_rate(small_taxonomy, tmp_path, head, g
         report_to="none",
     )
     trainer = HTLATrainer(model=model, args=args)
-    assert learning_rates_by_part(trainer, model) == expected
+    assert learning_rates_by_part(trainer.create_optimizer().param_groups, model) == expected
     optimized = {id(p) for group in trainer.optimizer.param_groups for p in group["params"]}
     assert optimized == {id(p) for p in model.parameters() if p.requires_grad}
+
+
+def test_another_optimizer_trains_each_part_at_its_learning_rate(small_taxonomy, tmp_path):
+    """`--optim adafactor`: the Trainer's Adafactor over HTLA's parameter groups, stepping every part."""
+    model = make_model(small_taxonomy)
+    before = {name: param.detach().clone() for name, param in model.named_parameters()}
+    trainer = train_briefly(
+        model, small_taxonomy, tmp_path, optim="adafactor", learning_rate=1e-4, head_learning_rate=1e-2,
+        graph_learning_rate=1e-3,
+    )
+    optimizer = getattr(trainer.optimizer, "optimizer", trainer.optimizer)  # the one accelerate wraps
+    assert type(optimizer).__name__ == "Adafactor" and trainer.state.global_step == 2
+    rates = learning_rates_by_part(optimizer.param_groups, model, key="initial_lr")  # before the schedule decays
+    assert rates == {"encoder": {1e-4}, "graph": {1e-3}, "classifier": {1e-2}}
+    for part in ("text_encoder.encoder.layer.0.attention.self.query.weight", "graph_encoder.label_embeddings.weight",
+                 "classifier.weight"):
+        assert not torch.equal(before[part], model.get_parameter(part)), part
+
+
+@pytest.mark.filterwarnings("ignore:`gradient_checkpointing` is deprecated:FutureWarning")  # since transformers 5.24: activation_checkpointing
+def test_gradient_checkpointing_trains_the_same_model(small_taxonomy, tmp_path):
+    """`--gradient_checkpointing` recomputes the text encoder's layers in the backward pass: same steps, less memory."""
+    plain = make_model(small_taxonomy)
+    train_briefly(plain, small_taxonomy, tmp_path / "plain", learning_rate=1e-3)
+    checkpointed = make_model(small_taxonomy)
+    assert checkpointed.supports_gradient_checkpointing
+    train_briefly(checkpointed, small_taxonomy, tmp_path / "checkpointed", learning_rate=1e-3, gradient_checkpointing=True)
+    assert checkpointed.text_encoder.encoder.layer[0].gradient_checkpointing
+    for (name, expected), got in zip(plain.named_parameters(), checkpointed.parameters()):
+        torch.testing.assert_close(got, expected, msg=name)
+    assert any(not torch.equal(a, b) for a, b in zip(plain.parameters(), make_model(small_taxonomy).parameters()))
 
 
 def run_evaluations(callback, evaluations):

@@ -105,9 +105,6 @@ Args:
     label_frequencies (`list` of `float`, optional): length num_labels; label
         frequencies used to form the P1..P5 groups (e.g. training-set counts).
         Defaults to the label counts in `references`.
-    label_names (`list` of `str`, optional): length num_labels, unique names.
-        When given, the per-label F1 of every label is added to the output
-        under the key `label_f1/<name>`.
 
 Returns:
     micro_f1, micro_precision, micro_recall (`float`): micro-averaged scores.
@@ -121,7 +118,6 @@ Returns:
         micro-averaged scores on ancestor-closed label sets.
     consistency_rate (`float`): share of documents whose predicted set respects
         the hierarchy.
-    label_f1/<name> (`float`): only when `label_names` is given.
 
 Examples:
     >>> htc_f1 = evaluate.load("path/to/modeling_htla/metrics/htc_f1")
@@ -229,7 +225,7 @@ def _to_matrix(values, name, dtype, num_labels):
     return array
 
 
-def _check_options(num_labels, threshold, label_frequencies, label_names):
+def _check_options(num_labels, threshold, label_frequencies):
     """Validate the scalar / per-label keyword arguments; return them normalised."""
     try:
         threshold = float(threshold)
@@ -247,14 +243,7 @@ def _check_options(num_labels, threshold, label_frequencies, label_names):
             )
         if not np.isfinite(freq).all():
             raise ValueError("`label_frequencies` must be finite numbers.")
-    names = None
-    if label_names is not None:
-        names = [str(name) for name in label_names]
-        if len(names) != num_labels:
-            raise ValueError(f"`label_names` must have length {num_labels}, got {len(names)}.")
-        if len(set(names)) != num_labels:
-            raise ValueError("`label_names` must be unique.")
-    return threshold, freq, names
+    return threshold, freq
 
 
 def _first_row_width(values):
@@ -311,12 +300,7 @@ class HtcF1(evaluate.Metric):
         # `_compute` validates everything again (including what cannot be seen here).
         par, _ = _check_parents(kwargs.get("parents"))
         num_labels = par.shape[0]
-        _check_options(
-            num_labels,
-            kwargs.get("threshold", 0.5),
-            kwargs.get("label_frequencies"),
-            kwargs.get("label_names"),
-        )
+        _check_options(num_labels, kwargs.get("threshold", 0.5), kwargs.get("label_frequencies"))
         for name, values in (("predictions", predictions), ("references", references)):
             width = _first_row_width(values) if values is not None else None
             if width is not None and width != num_labels:
@@ -331,7 +315,6 @@ class HtcF1(evaluate.Metric):
         threshold=0.5,
         from_logits=False,
         label_frequencies=None,
-        label_names=None,
     ):
         par, depth = _check_parents(parents)
         num_labels = par.shape[0]
@@ -344,7 +327,7 @@ class HtcF1(evaluate.Metric):
             )
         if refs.size and (refs.min() < 0 or refs.max() > 1):
             raise ValueError("`references` must be multi-hot: every value must be 0 or 1.")
-        threshold, freq, names = _check_options(num_labels, threshold, label_frequencies, label_names)
+        threshold, freq = _check_options(num_labels, threshold, label_frequencies)
 
         if from_logits:
             with np.errstate(over="ignore"):
@@ -395,16 +378,13 @@ class HtcF1(evaluate.Metric):
         results["hierarchical_f1"] = float(h_f)
 
         # ---- consistency of the raw predictions ------------------------------------
+        # The parent-present check of htla's consistent decoding (`decoding.decode_scores`), written again here
+        # because `evaluate` loads this file as a standalone script that can import nothing from htla.
         children = np.flatnonzero(par >= 0)
         if num_docs == 0:
             results["consistency_rate"] = 0.0
         else:
             orphan = pred[:, children] & ~pred[:, par[children]]
             results["consistency_rate"] = float(np.mean(~orphan.any(axis=1)))
-
-        # ---- optional per-label F1 -------------------------------------------------
-        if names is not None:
-            for name, value in zip(names, label_f1):
-                results[f"label_f1/{name}"] = float(value)
 
         return results
