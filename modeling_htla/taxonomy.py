@@ -390,12 +390,16 @@ class Taxonomy:
             pending = [k for k in pending if k not in found]
         return [ids[k] for k in range(len(labels))]
 
+    def label_set(self, labels: Iterable[str], add_ancestors: bool = True) -> list[int]:
+        """Sorted indices of a label set (see `label_ids`), with every ancestor when `add_ancestors`."""
+        ids = self.label_ids(labels)
+        return sorted({a for i in ids for a in self.ancestors(i)} if add_ancestors else set(ids))
+
     def encode(self, labels: Iterable[str], add_ancestors: bool = True) -> list[float]:
-        """Multi-hot vector of a label set (see `label_ids`), with every ancestor when `add_ancestors`."""
+        """Multi-hot vector of a label set (`label_set`)."""
         vector = [0.0] * len(self)
-        for label_id in self.label_ids(labels):
-            for i in self.ancestors(label_id) if add_ancestors else [label_id]:
-                vector[i] = 1.0
+        for i in self.label_set(labels, add_ancestors):
+            vector[i] = 1.0
         return vector
 
     def tree_arrays(self) -> tuple[np.ndarray, np.ndarray]:

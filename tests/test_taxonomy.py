@@ -19,6 +19,7 @@ def test_hiagm_file_and_queries(tmp_path):
     assert tax.path(3) == "comp > comp.sys > comp.sys.mac"
     assert tax.encode(["comp.sys.mac"]) == [1.0, 0.0, 1.0, 1.0]
     assert tax.encode(["comp.sys.mac"], add_ancestors=False) == [0.0, 0.0, 0.0, 1.0]
+    assert tax.label_set(["comp.sys.mac"]) == [0, 2, 3] and tax.label_set(["comp.sys.mac"], add_ancestors=False) == [3]
 
 
 def test_real_20newsgroups_taxonomy():

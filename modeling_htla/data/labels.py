@@ -1,4 +1,4 @@
-"""The label taxonomy of the splits, and each example's multi-hot target."""
+"""The label taxonomy of the splits, and each example's label ids (`Taxonomy.label_set`)."""
 
 from __future__ import annotations
 
@@ -65,10 +65,9 @@ def encode_labels(
         rows = []
         for labels, index in zip(labels_batch, indices):
             try:
-                ids = taxonomy.label_ids(labels)
+                rows.append(taxonomy.label_set(labels, add_ancestors))
             except ValueError as err:
                 raise ValueError(f"{source}: row {index + 1}: {err}") from None
-            rows.append(sorted({a for i in ids for a in taxonomy.ancestors(i)} if add_ancestors else set(ids)))
         return {"label_ids": rows}
 
     if "label_ids" in dataset.column_names:
