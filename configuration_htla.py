@@ -22,7 +22,7 @@ SPARSE_FIXED_COST = 7400
 # Above this many labels the dense form's [L, L, edge_dim] tensors take gigabytes: "dense" refuses, "auto" is sparse.
 DENSE_GRAPH_LIMIT = 4096
 POOLING = ("cls", "mean")
-FUSION = ("add", "dot")
+FUSION = ("add", "dot", "hybrid")
 
 
 class HTLAConfig(PretrainedConfig):
@@ -52,6 +52,8 @@ class HTLAConfig(PretrainedConfig):
             graph shapes predictions only through what TLA does to the text encoder in training. `"dot"` makes the
             label features the classifier: `logit_ij = s·cos(h_i, f_j) + b_j` with a learned scale `s` (started at
             `1 / tla_temperature`, the scale TLA gives the same cosines), so the graph acts at inference too.
+            `"hybrid"` adds a free per-label weight to `"dot"`: `logit_ij = w_j·h_i + s·cos(h_i, f_j) + b_j`, the flat
+            classifier plus the graph's cosine, so labels whose graph features are alike can still be told apart.
         use_graph_encoder (`bool`, *optional*, defaults to `True`):
             `False` gives the flat baseline (the paper's "BERT"): a linear classifier on the text feature.
         graph_num_layers (`int`, *optional*, defaults to 1):

@@ -70,7 +70,8 @@ class ModelArguments:
     fusion: str = field(
         default="add",
         metadata={"help": "'add' (the paper: w_j·(h_i + f_j) + b_j, a flat classifier at inference) or 'dot' (scaled "
-                  "cosine of text and label features: the label graph acts at inference)."},
+                  "cosine of text and label features: the label graph acts at inference) or 'hybrid' (a flat linear "
+                  "classifier plus that cosine)."},
     )
     use_graph_encoder: bool = field(default=True, metadata={"help": "False: flat classifier (the paper's 'BERT')."})
     use_tla: bool = field(

@@ -36,6 +36,9 @@ AT_INFERENCE = {
            "label graph shapes the predictions through training, not at inference.",
     "dot": "At inference the label graph takes part in every prediction: each label's graph feature is its classifier "
            "weight, `logit_j = s·cos(h, f_j) + b_j` (a scaled cosine between the text and label features).",
+    "hybrid": "At inference the label graph takes part in every prediction, beside a free linear classifier: "
+              "`logit_j = w_j·h + s·cos(h, f_j) + b_j` (a flat classifier plus the scaled cosine between the text and "
+              "label features).",
 }
 AT_INFERENCE_FLAT = ("At inference this model is a flat classifier: one linear layer scores every label from the text "
                      "feature, with no label graph.")

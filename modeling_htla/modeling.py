@@ -1,5 +1,6 @@
 """HTLA: text encoder + GPTrans label encoder, fused by addition and scored by one shared linear classifier (the
-paper), or scored by the scaled cosine between text and label features (`fusion="dot"`)."""
+paper), scored by the scaled cosine between text and label features (`fusion="dot"`), or by both a free linear
+classifier and that cosine (`fusion="hybrid"`)."""
 
 from __future__ import annotations
 
@@ -73,6 +74,8 @@ class HTLAPreTrainedModel(PreTrainedModel):
         if isinstance(module, CosineLabelHead):
             init.constant_(module.logit_scale, math.log(1 / self.config.tla_temperature))
             init.zeros_(module.bias)
+            if hasattr(module, "weight"):
+                init.normal_(module.weight, std=self.config.initializer_range)
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
@@ -104,6 +107,8 @@ class HTLAPreTrainedModel(PreTrainedModel):
 
 class CosineLabelHead(nn.Module):
     """`fusion="dot"`: `logit_ij = s·cos(h_i, f_j) + b_j`, the label features acting as the classifier weights.
+    `fusion="hybrid"` adds a free per-label weight `w_j` (`[L, H]`, as the flat classifier's):
+    `logit_ij = w_j·h_i + s·cos(h_i, f_j) + b_j`, so the flat classifier is the special case `s = 0`.
 
     The scale `s = exp(logit_scale)` is learned, started at `1 / tla_temperature`; `bias` is `b` (`[L]`).
     """
@@ -112,10 +117,13 @@ class CosineLabelHead(nn.Module):
         super().__init__()
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / config.tla_temperature)))
         self.bias = nn.Parameter(torch.zeros(config.num_labels))
+        if config.fusion == "hybrid":
+            self.weight = nn.Parameter(torch.empty(config.num_labels, config.hidden_size))
 
     def forward(self, text: torch.Tensor, label_features: torch.Tensor) -> torch.Tensor:
         similarity = F.normalize(text, dim=-1) @ F.normalize(label_features, dim=-1).T  # [B, L]
-        return self.logit_scale.exp() * similarity + self.bias
+        logits = self.logit_scale.exp() * similarity + self.bias
+        return logits + text @ self.weight.T if hasattr(self, "weight") else logits
 
 
 class HTLAModel(HTLAPreTrainedModel):
@@ -126,7 +134,7 @@ class HTLAModel(HTLAPreTrainedModel):
         self.text_encoder = _encoder_from_config(config.text_config)
         self.dropout = nn.Dropout(config.classifier_dropout)
         self.graph_encoder = LabelGraphEncoder(config) if config.use_graph_encoder else None
-        if config.use_graph_encoder and config.fusion == "dot":
+        if config.use_graph_encoder and config.fusion in ("dot", "hybrid"):
             self.classifier = CosineLabelHead(config)
         else:
             self.classifier = nn.Linear(config.hidden_size, config.num_labels)  # shared over labels: w_j, b_j
@@ -241,7 +249,7 @@ class HTLAModel(HTLAPreTrainedModel):
         if self.graph_encoder is None:
             label_features = None
             logits = self.classifier(text)
-        elif self.config.fusion == "dot":
+        elif self.config.fusion in ("dot", "hybrid"):
             label_features = self.label_features()  # [L, H]
             logits = self.classifier(text, label_features)
         else:

@@ -67,6 +67,27 @@ def test_dot_fusion_scores_the_scaled_cosine_and_trains_the_graph(small_taxonomy
     assert model.graph_encoder.layers[0].attention.qkv.weight.grad.abs().sum() > 0
 
 
+def test_hybrid_fusion_adds_a_free_linear_classifier_to_the_scaled_cosine(small_taxonomy):
+    model = make_model(small_taxonomy, fusion="hybrid", tla_temperature=0.1, initializer_range=0.5).eval()
+    head = model.classifier
+    assert head.weight.shape == (len(small_taxonomy), model.config.hidden_size)
+    assert float(head.weight.detach().std()) > 0.4  # drawn from initializer_range, not left empty
+    input_ids, mask, labels = batch(small_taxonomy, [["a11"], ["b1"], ["a2"]])
+    out = model(input_ids=input_ids, attention_mask=mask, labels=labels)
+    h, f = out.text_embeds, out.label_embeds
+    expected = torch.empty_like(out.logits)
+    for i in range(h.shape[0]):
+        for j in range(f.shape[0]):
+            cos = (h[i] @ f[j]) / (h[i].norm() * f[j].norm())
+            expected[i, j] = head.weight[j] @ h[i] + head.logit_scale.exp() * cos + head.bias[j]
+    assert (out.logits - expected).abs().max() <= 1e-5
+    # Both parts learn from the BCE alone: the free weight and, through the cosine, the graph encoder.
+    model.zero_grad()
+    torch.nn.functional.binary_cross_entropy_with_logits(out.logits, labels.float()).backward()
+    assert head.weight.grad.abs().sum() > 0
+    assert model.graph_encoder.layers[0].attention.qkv.weight.grad.abs().sum() > 0
+
+
 def test_tla_through_a_projection_head(small_taxonomy):
     model = make_model(small_taxonomy, tla_projection_dim=8, tla_weight=0.5).train()
     input_ids, mask, labels = batch(small_taxonomy, [["a11"], ["b1"], ["a2"]])
@@ -248,7 +269,7 @@ def test_label_features_cached_in_eval_and_dropped_on_train_or_load(small_taxono
 # ---------------------------------------------------------------- save/load and training
 
 
-@pytest.mark.parametrize("fusion,width", [("add", None), ("dot", None), ("dot", 16)])
+@pytest.mark.parametrize("fusion,width", [("add", None), ("dot", None), ("dot", 16), ("hybrid", None)])
 def test_save_load_round_trip_gives_identical_logits(small_taxonomy, tmp_path, fusion, width):
     model = make_model(small_taxonomy, tla_temperature=0.1, fusion=fusion, graph_hidden_size=width).eval()
     input_ids, mask, _ = batch(small_taxonomy, [["a11"], ["b1"], ["a2"]])
@@ -304,6 +325,7 @@ def test_a_weight_missing_from_a_checkpoint_starts_as_in_a_fresh_model(small_tax
         {"negative_mining": "all", "pooling": "mean"},
         {"fusion": "dot"},
         {"fusion": "dot", "use_tla": False},
+        {"fusion": "hybrid"},
         {"tla_projection_dim": 16},
     ],
 )

@@ -39,8 +39,10 @@ def test_inference_sentence_follows_the_fusion(small_taxonomy):
     assert "b_j + w_j·f_j" in at_inference(config)
     config.fusion = "dot"
     assert "s·cos(h, f_j)" in at_inference(config) and "every prediction" in at_inference(config)
+    config.fusion = "hybrid"
+    assert "w_j·h + s·cos(h, f_j)" in at_inference(config) and "free linear classifier" in at_inference(config)
     config.fusion = "concat"
-    with pytest.raises(ValueError, match="fusion: expected one of \\['add', 'dot'\\], got 'concat'"):
+    with pytest.raises(ValueError, match="fusion: expected one of \\['add', 'dot', 'hybrid'\\], got 'concat'"):
         at_inference(config)
     flat = make_model(small_taxonomy, use_graph_encoder=False, use_tla=False).config
     assert "flat classifier" in at_inference(flat) and "no label graph" in at_inference(flat)
