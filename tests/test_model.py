@@ -8,7 +8,7 @@ from transformers import AutoTokenizer
 
 from conftest import chain_taxonomy, make_model, save_tiny_encoder
 from modeling_htla import HTLAModel, tla_loss
-from modeling_htla.loss import select_negatives
+from modeling_htla.loss import cosine_similarity, select_negatives
 
 
 def batch(taxonomy, leaves, seq_len=12, seed=0):
@@ -86,6 +86,19 @@ def test_hybrid_fusion_adds_a_free_linear_classifier_to_the_scaled_cosine(small_
     torch.nn.functional.binary_cross_entropy_with_logits(out.logits, labels.float()).backward()
     assert head.weight.grad.abs().sum() > 0
     assert model.graph_encoder.layers[0].attention.qkv.weight.grad.abs().sum() > 0
+
+
+def test_cosine_similarity_divides_by_the_label_norms_after_the_product():
+    generator = torch.Generator().manual_seed(0)
+    text = torch.randn(4, 6, dtype=torch.float64, generator=generator, requires_grad=True)
+    labels = torch.randn(9, 6, dtype=torch.float64, generator=generator, requires_grad=True)
+    got = cosine_similarity(text, labels)
+    want = F.normalize(text, dim=-1) @ F.normalize(labels, dim=-1).T
+    assert got.shape == (4, 9) and (got - want).abs().max() <= 1e-12
+    weights = torch.randn(4, 9, dtype=torch.float64, generator=generator)
+    for a, b in zip(torch.autograd.grad((got * weights).sum(), (text, labels)),
+                    torch.autograd.grad((want * weights).sum(), (text, labels))):
+        assert (a - b).abs().max() <= 1e-12
 
 
 def test_tla_through_a_projection_head(small_taxonomy):
