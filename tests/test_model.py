@@ -47,31 +47,17 @@ def test_add_fusion_is_a_flat_classifier_with_shifted_bias(small_taxonomy):
         assert (out.logits - flat(out.text_embeds)).abs().max() <= 1e-5
 
 
-def test_dot_fusion_scores_the_scaled_cosine_and_trains_the_graph(small_taxonomy):
-    model = make_model(small_taxonomy, fusion="dot", tla_temperature=0.1)
-    assert not hasattr(model.classifier, "weight")  # the label features are the classifier
-    assert torch.isclose(model.classifier.logit_scale.exp(), torch.tensor(10.0))
-    input_ids, mask, labels = batch(small_taxonomy, [["a11"], ["b1"], ["a2"]])
-    model.eval()
-    out = model(input_ids=input_ids, attention_mask=mask, labels=labels)
-    h, f = out.text_embeds, out.label_embeds
-    expected = torch.empty_like(out.logits)
-    for i in range(h.shape[0]):
-        for j in range(f.shape[0]):
-            cos = (h[i] @ f[j]) / (h[i].norm() * f[j].norm())
-            expected[i, j] = model.classifier.logit_scale.exp() * cos + model.classifier.bias[j]
-    assert (out.logits - expected).abs().max() <= 1e-5
-    # The label graph acts at inference: the BCE part alone moves the graph encoder.
-    model.zero_grad()
-    torch.nn.functional.binary_cross_entropy_with_logits(out.logits, labels.float()).backward()
-    assert model.graph_encoder.layers[0].attention.qkv.weight.grad.abs().sum() > 0
-
-
-def test_hybrid_fusion_adds_a_free_linear_classifier_to_the_scaled_cosine(small_taxonomy):
-    model = make_model(small_taxonomy, fusion="hybrid", tla_temperature=0.1, initializer_range=0.5).eval()
+@pytest.mark.parametrize("fusion", ["dot", "hybrid"])
+def test_cosine_heads_score_the_scaled_cosine_and_train_the_graph(small_taxonomy, fusion):
+    """dot: `s·cos(h_i, f_j) + b_j`; hybrid adds a free per-label weight: `w_j·h_i + s·cos(h_i, f_j) + b_j`."""
+    model = make_model(small_taxonomy, fusion=fusion, tla_temperature=0.1, initializer_range=0.5).eval()
     head = model.classifier
-    assert head.weight.shape == (len(small_taxonomy), model.config.hidden_size)
-    assert float(head.weight.detach().std()) > 0.4  # drawn from initializer_range, not left empty
+    assert torch.isclose(head.logit_scale.exp(), torch.tensor(10.0))
+    if fusion == "dot":
+        assert not hasattr(head, "weight")  # the label features are the classifier
+    else:
+        assert head.weight.shape == (len(small_taxonomy), model.config.hidden_size)
+        assert float(head.weight.detach().std()) > 0.4  # drawn from initializer_range, not left empty
     input_ids, mask, labels = batch(small_taxonomy, [["a11"], ["b1"], ["a2"]])
     out = model(input_ids=input_ids, attention_mask=mask, labels=labels)
     h, f = out.text_embeds, out.label_embeds
@@ -79,13 +65,14 @@ def test_hybrid_fusion_adds_a_free_linear_classifier_to_the_scaled_cosine(small_
     for i in range(h.shape[0]):
         for j in range(f.shape[0]):
             cos = (h[i] @ f[j]) / (h[i].norm() * f[j].norm())
-            expected[i, j] = head.weight[j] @ h[i] + head.logit_scale.exp() * cos + head.bias[j]
+            free = head.weight[j] @ h[i] if fusion == "hybrid" else 0.0
+            expected[i, j] = free + head.logit_scale.exp() * cos + head.bias[j]
     assert (out.logits - expected).abs().max() <= 1e-5
-    # Both parts learn from the BCE alone: the free weight and, through the cosine, the graph encoder.
+    # The label graph acts at inference: the BCE part alone moves the graph encoder (and hybrid's free weight).
     model.zero_grad()
     torch.nn.functional.binary_cross_entropy_with_logits(out.logits, labels.float()).backward()
-    assert head.weight.grad.abs().sum() > 0
     assert model.graph_encoder.layers[0].attention.qkv.weight.grad.abs().sum() > 0
+    assert fusion == "dot" or head.weight.grad.abs().sum() > 0
 
 
 def test_cosine_similarity_divides_by_the_label_norms_after_the_product():
