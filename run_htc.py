@@ -49,7 +49,7 @@ from modeling_htla.decoding import DECODING, decode_scores, prediction_records
 from modeling_htla.export import push_folder
 from modeling_htla.io import write_atomic
 from modeling_htla.trainer import AnyMetricEarlyStopping, last_complete_checkpoint
-from modeling_htla.metrics import load_htc_metric
+from modeling_htla.metrics import htc_scores
 from modeling_htla.model_card import model_card, widget_examples
 
 logger = logging.getLogger(__name__)
@@ -305,12 +305,13 @@ def build_model(model_args, taxonomy: Taxonomy, checkpoint: bool) -> tuple[HTLAM
 
 
 def make_compute_metrics(taxonomy: Taxonomy, label_frequencies: list[int], threshold: float):
-    metric = load_htc_metric(keep_in_memory=True)  # no cache files shared between processes
+    """The htc_f1 metric on the Trainer's arrays, called directly (`htc_scores`): `evaluate`'s `compute` would first
+    store the `[N, L]` arrays as Python lists (9 GB for 1,000 documents of the full ICD-10-CM tree)."""
 
     def compute_metrics(prediction: EvalPrediction) -> dict[str, float]:
-        return metric.compute(
+        return htc_scores(
             predictions=prediction.predictions,
-            references=prediction.label_ids.astype(np.int32),
+            references=prediction.label_ids,
             parents=taxonomy.parent_ids,
             label_frequencies=label_frequencies,
             threshold=threshold,

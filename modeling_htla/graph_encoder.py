@@ -67,15 +67,22 @@ def _row_pointers(rows: np.ndarray, num_rows: int) -> np.ndarray:
 class LabelEdgeFeatures(nn.Module):
     """Edge feature of a label pair: embedding of their tree distance plus the mean of learned embeddings of the
     labels on the path between them (virtual root included when the path crosses it). `[L, L, E]` dense,
-    `[P, E]` sparse."""
+    `[P, E]` sparse.
+
+    Given a linear `projection` (E → C), returns `projection(edge feature)` (`[L, L, C]` / `[P, C]`) computed by
+    mapping the two embedding tables first: every step is linear in them, so this is the same value, and the
+    per-pair work runs over C channels instead of E (GPTrans' `Reduce` has one channel per head).
+    """
 
     def __init__(self, config: HTLAConfig, num_distances: int, num_labels: int):
         super().__init__()
         self.distance_embeddings = nn.Embedding(num_distances, config.edge_dim)
         self.path_embeddings = nn.Embedding(num_labels + 1, config.edge_dim)  # last row = virtual root
 
-    def forward(self, tree: dict[str, torch.Tensor]) -> torch.Tensor:
-        embeddings = self.path_embeddings.weight  # [L+1, E]
+    def forward(self, tree: dict[str, torch.Tensor], projection: nn.Linear | None = None) -> torch.Tensor:
+        embeddings, distances = self.path_embeddings.weight, self.distance_embeddings.weight  # [L+1, E], [D, E]
+        if projection is not None:
+            embeddings, distances = F.linear(embeddings, projection.weight), projection(distances)  # [L+1, C], [D, C]
         # prefix[i] = sum of the embeddings on the chain root -> i; the path i -> lca -> j follows from three of them.
         prefix = torch.zeros_like(embeddings).index_add(0, tree["ancestor_rows"], embeddings[tree["ancestor_cols"]])
         lca, distance = tree["lca"], tree["distance"]
@@ -84,9 +91,15 @@ class LabelEdgeFeatures(nn.Module):
         else:
             source = torch.arange(lca.shape[0], device=lca.device)[:, None]
             target = source.T
-        path_sum = prefix[source] + prefix[target] - 2 * prefix[lca] + embeddings[lca]
+        path_sum = _rows(prefix, source) + _rows(prefix, target) - 2 * _rows(prefix, lca) + _rows(embeddings, lca)
         path_len = (distance + 1).unsqueeze(-1).to(path_sum.dtype)  # nodes on the path
-        return self.distance_embeddings(distance) + path_sum / path_len
+        return F.embedding(distance, distances) + path_sum / path_len
+
+
+def _rows(table: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """`table[index]` (`[*index.shape, C]`) through `index_select`, whose forward and backward (an `index_add`)
+    run several times faster on CPU than advanced indexing's gather and `index_put`."""
+    return table.index_select(0, index.reshape(-1)).view(*index.shape, table.shape[1])
 
 
 def _csr(crow: torch.Tensor, col: torch.Tensor, values: torch.Tensor, size: int) -> torch.Tensor:
@@ -173,9 +186,9 @@ class SegmentSoftmax(torch.autograd.Function):
         index = segments[:, None].expand_as(scores)
         maxima = scores.new_full((num_segments, scores.shape[1]), float("-inf"))
         maxima = maxima.scatter_reduce(0, index, scores, "amax")
-        out = (scores - maxima[segments]).exp_()
+        out = (scores - _rows(maxima, segments)).exp_()
         totals = torch.zeros_like(maxima).index_add_(0, segments, out)
-        out /= totals[segments]
+        out /= _rows(totals, segments)
         ctx.save_for_backward(out, segments)
         ctx.num_segments = num_segments
         return out
@@ -186,7 +199,7 @@ class SegmentSoftmax(torch.autograd.Function):
         out, segments = ctx.saved_tensors
         weighted = grad * out
         totals = weighted.new_zeros(ctx.num_segments, out.shape[1]).index_add_(0, segments, weighted)
-        return weighted.sub_(out * totals[segments]), None, None
+        return weighted.sub_(out * _rows(totals, segments)), None, None
 
 
 class GraphPropagationAttention(nn.Module):
@@ -199,8 +212,10 @@ class GraphPropagationAttention(nn.Module):
     - edge-to-node: per edge channel c, `w_ijc = softmax_j(E'_ijc)`, and node i receives `FC(Σ_j w_ijc E'_ijc)`
       (`FC`: edge_dim → hidden), added to the node-to-node output before the output projection.
 
-    Returns the node update and `E + E'` for the next layer: the residual on the edges is GPTrans' block-level
-    residual, kept so that the tree-distance and path features reach every layer, not only the first.
+    Takes the attention bias `Reduce(E)` rather than the edges `E`, so that the caller can compute it without
+    building `E` (see `LabelEdgeFeatures`), and returns the node update and `E'`. The caller passes `E + E'` on to
+    the next layer: the residual on the edges is GPTrans' block-level residual, kept so that the tree-distance and
+    path features reach every layer, not only the first.
     """
 
     def __init__(self, config: HTLAConfig):
@@ -215,34 +230,35 @@ class GraphPropagationAttention(nn.Module):
         self.out = nn.Linear(hidden, hidden)
         self.dropout = nn.Dropout(config.graph_dropout)
 
-    def forward(self, nodes: torch.Tensor, edges: torch.Tensor, tree: dict[str, torch.Tensor]):
+    def forward(self, nodes: torch.Tensor, edge_bias: torch.Tensor, tree: dict[str, torch.Tensor]):
+        """`nodes` `[L, G]`, `edge_bias` `Reduce(E)` (`[L, L, h]` dense, `[P, h]` sparse) -> `[L, G]`, `E'`."""
         if "source" in tree:
-            return self._sparse(nodes, edges, tree)
+            return self._sparse(nodes, edge_bias, tree)
         n, hidden = nodes.shape
         q, k, v = self.qkv(nodes).view(n, 3, self.num_heads, self.head_dim).permute(1, 2, 0, 3)  # 3 x [h, L, d]
         scores = q @ k.transpose(-1, -2) / math.sqrt(self.head_dim)  # [h, L, L]
-        scores = scores + self.reduce(edges).permute(2, 0, 1)
+        scores = scores + edge_bias.permute(2, 0, 1)
         attention = self.dropout(scores.softmax(-1))
         node_to_node = (attention @ v).transpose(0, 1).reshape(n, hidden)  # [L, H]
         update = self.expand((scores + attention).permute(1, 2, 0))  # E' [L, L, E]
         weights = update.softmax(1)  # over j, per channel
         edge_to_node = self.edge_to_node((weights * update).sum(1))  # [L, H]
-        return self.out(node_to_node + edge_to_node), edges + update
+        return self.out(node_to_node + edge_to_node), update
 
-    def _sparse(self, nodes, edges, tree):
+    def _sparse(self, nodes, edge_bias, tree):
         """The same propagation over the listed pairs (i = `source`, j = `target`): softmaxes and sums run over
         each source's neighbours. Memory per pair is a few `[h]` and `[E]` rows, never `[H]`."""
         n, hidden = nodes.shape
         source = tree["source"]
         qkv = self.qkv(nodes).view(n, 3, self.num_heads, self.head_dim).permute(1, 2, 0, 3).contiguous()
         q, k, v = qkv  # 3 x [h, L, d]
-        scores = PairDot.apply(q, k, tree) / math.sqrt(self.head_dim) + self.reduce(edges)  # [P, h]
+        scores = PairDot.apply(q, k, tree) / math.sqrt(self.head_dim) + edge_bias  # [P, h]
         attention = self.dropout(SegmentSoftmax.apply(scores, source, n))
         node_to_node = PairSum.apply(attention, v, tree).transpose(0, 1)  # [L, h, d]
         update = self.expand(scores + attention)  # E' [P, E]
         weights = SegmentSoftmax.apply(update, source, n)  # over each source's neighbours, per channel
         pooled = update.new_zeros(n, update.shape[1]).index_add(0, source, weights * update)  # [L, E]
-        return self.out(node_to_node.reshape(n, hidden) + self.edge_to_node(pooled)), edges + update  # [L, H], [P, E]
+        return self.out(node_to_node.reshape(n, hidden) + self.edge_to_node(pooled)), update  # [L, H], [P, E]
 
 
 # Feed-forward activations (label rows × hidden width) per chunk of the recomputed feed-forward
@@ -264,11 +280,12 @@ class GPTransLayer(nn.Module):
         self.output_norm = nn.LayerNorm(hidden)
         self.dropout = nn.Dropout(config.graph_dropout)
 
-    def forward(self, nodes: torch.Tensor, edges: torch.Tensor, tree: dict[str, torch.Tensor]):
-        update, edges = self.attention(nodes, edges, tree)
+    def forward(self, nodes: torch.Tensor, edge_bias: torch.Tensor, tree: dict[str, torch.Tensor]):
+        """Nodes `[L, G]` and the attention's edge bias -> new nodes and the edge update `E'`."""
+        update, edge_update = self.attention(nodes, edge_bias, tree)
         nodes = self.attention_norm(nodes + self.dropout(update))
         nodes = self.output_norm(nodes + self.dropout(self._feed_forward(nodes)))
-        return nodes, edges
+        return nodes, edge_update
 
     def _feed_forward(self, nodes: torch.Tensor) -> torch.Tensor:
         """The label-wise feed-forward. Above `FEED_FORWARD_CHUNK` label-row elements it runs on chunks of labels
@@ -316,7 +333,16 @@ class LabelGraphEncoder(nn.Module):
     def forward(self, word_embeddings: nn.Embedding) -> torch.Tensor:
         tree = self.tree.to(self.label_embeddings.weight.device)
         nodes = self.node_features(word_embeddings, tree)  # [L, G]
-        edges = self.edge_features(tree)  # [L, L, E] dense, [P, E] sparse
-        for layer in self.layers:
-            nodes, edges = layer(nodes, edges, tree)
+        # Layer l sees the edges E_0 + U, U the sum of the earlier layers' updates E' ([L, L, E] dense, [P, E]
+        # sparse), through Reduce(E_0 + U) = Reduce(E_0) + W·U. Reduce(E_0) comes from the edge-feature tables mapped
+        # to the heads first, so E_0 is never built, and the last layer's update is not carried further.
+        updates = None
+        for index, layer in enumerate(self.layers):
+            reduce = layer.attention.reduce
+            edge_bias = self.edge_features(tree, reduce)  # [L, L, h] dense, [P, h] sparse
+            if updates is not None:
+                edge_bias = edge_bias + F.linear(updates, reduce.weight)
+            nodes, update = layer(nodes, edge_bias, tree)
+            if index < len(self.layers) - 1:
+                updates = update if updates is None else updates + update
         return nodes if self.output_projection is None else self.output_projection(nodes)  # [L, H]

@@ -6,6 +6,15 @@ import torch
 import torch.nn.functional as F
 
 
+def cosine_similarity(text_embeds: torch.Tensor, label_embeds: torch.Tensor) -> torch.Tensor:
+    """`[B, L]` cosines of text features `[B, H]` and label features `[L, H]`.
+
+    The label norms divide the `[B, L]` product instead of normalizing the `[L, H]` features: the same values, but
+    the backward pass works over `B × L` instead of `L × H` (at 98,000 labels that division's backward took 2 s).
+    """
+    return F.normalize(text_embeds, dim=-1) @ label_embeds.T / label_embeds.norm(dim=-1).clamp(min=1e-12)
+
+
 def select_negatives(
     similarity: torch.Tensor, positives: torch.Tensor, mining: str, num_negatives: int | None
 ) -> torch.Tensor:
@@ -54,7 +63,7 @@ def tla_loss(
         label_embeds: `[L, H]` label features `F`.
         labels: `[B, L]` multi-hot gold labels.
     """
-    similarity = F.normalize(text_embeds, dim=-1) @ F.normalize(label_embeds, dim=-1).T  # [B, L]
+    similarity = cosine_similarity(text_embeds, label_embeds)  # [B, L]
     positives = labels > 0.5
     negatives = select_negatives(similarity, positives, negative_mining, num_negatives)
     logits = similarity / temperature

@@ -14,7 +14,6 @@ import tempfile
 
 import torch
 from safetensors import safe_open
-import torch.nn.functional as F
 from torch import nn
 from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedModel
 from transformers import initialization as init
@@ -25,7 +24,7 @@ from configuration_htla import HTLAConfig
 from .default_encoder import resolve_encoder
 from .export import write_remote_code
 from .graph_encoder import LabelGraphEncoder
-from .loss import htla_loss
+from .loss import cosine_similarity, htla_loss
 from .taxonomy import Taxonomy
 
 
@@ -121,7 +120,7 @@ class CosineLabelHead(nn.Module):
             self.weight = nn.Parameter(torch.empty(config.num_labels, config.hidden_size))
 
     def forward(self, text: torch.Tensor, label_features: torch.Tensor) -> torch.Tensor:
-        similarity = F.normalize(text, dim=-1) @ F.normalize(label_features, dim=-1).T  # [B, L]
+        similarity = cosine_similarity(text, label_features)  # [B, L]
         logits = self.logit_scale.exp() * similarity + self.bias
         return logits + text @ self.weight.T if hasattr(self, "weight") else logits
 

@@ -67,7 +67,8 @@ def test_graph_propagation_attention_matches_the_equations(form, hops, max_sibli
         pairs = [(i, j) for i in range(n) for j in range(n)]
         edges = dense_edges
 
-    out_nodes, out_edges = attention(nodes, edges, tree)
+    out_nodes, update = attention(nodes, attention.reduce(edges), tree)
+    out_edges = edges + update
     out_edges = out_edges if form == "sparse" else out_edges.reshape(n * n, edge_dim)
     ref_nodes, ref_edges = reference(attention, nodes, dense_edges, neighbours)
     ref_edges = torch.stack([ref_edges[pair] for pair in pairs])

@@ -21,7 +21,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_EVALUATE_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
-from modeling_htla.metrics import HTC_METRIC_PATH, load_htc_metric  # noqa: E402
+from modeling_htla.metrics import HTC_METRIC_PATH, htc_scores, load_htc_metric  # noqa: E402
 
 PARENTS = [-1, -1, 0, 0, 1, 2]
 
@@ -371,6 +371,19 @@ def test_random_cross_check(metric, seed):
         assert results[key] == pytest.approx(value, abs=1e-9), key
     assert 0.0 < results["micro_f1"] < 1.0
     assert all(0.0 <= v <= 1.0 and math.isfinite(v) for v in results.values())
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_htc_scores_on_arrays_equal_the_metric(metric, seed):
+    """run_htc calls `htc_scores` on the Trainer's arrays, skipping evaluate's storage: same scores and errors."""
+    rng = np.random.default_rng(seed)
+    parents = [-1] * 3 + [int(rng.integers(0, j)) for j in range(3, 30)]
+    logits = rng.standard_normal((25, 30)).astype(np.float32)
+    gold = (rng.random((25, 30)) < 0.2).astype(np.float32)  # the collator's float multi-hot
+    kwargs = {"parents": parents, "threshold": 0.4, "from_logits": True, "label_frequencies": list(range(30))}
+    assert htc_scores(logits, gold, **kwargs) == metric.compute(predictions=logits, references=gold, **kwargs)
+    with pytest.raises(ValueError, match="`references` has 29 columns but `parents` describes 30 labels"):
+        htc_scores(logits, gold[:, :29], **kwargs)
 
 
 def test_hierarchical_scores_at_100000_labels(metric):

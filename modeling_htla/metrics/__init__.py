@@ -9,9 +9,14 @@ Loading works offline: `evaluate.load` on a local folder copies the script into
 the dynamic-modules cache and imports it without any Hub request, and
 `load_htc_metric` additionally passes a `DownloadConfig(local_files_only=True)`
 so that nothing downloads even if a future `evaluate` tried to.
+
+`htc_scores` is the same computation on in-memory arrays, for callers that already hold them (the Trainer's
+`compute_metrics`): `evaluate` stores its inputs as Python lists first, too much for wide taxonomies.
 """
 
 import os
+
+from .htc_f1.htc_f1 import htc_scores
 
 HTC_METRIC_PATH: str = os.path.join(os.path.dirname(os.path.abspath(__file__)), "htc_f1")
 """Absolute path of the folder holding the `htc_f1` evaluate metric script."""
@@ -31,4 +36,4 @@ def load_htc_metric(**kwargs):
     return evaluate.load(HTC_METRIC_PATH, **kwargs)
 
 
-__all__ = ["HTC_METRIC_PATH", "load_htc_metric"]
+__all__ = ["HTC_METRIC_PATH", "htc_scores", "load_htc_metric"]
