@@ -3,6 +3,7 @@
     python benchmarks/run_quality.py --variant flat --seed 42          # the paper's "BERT" baseline
     python benchmarks/run_quality.py --variant htla --seed 42          # the paper's HTLA (add fusion, λ 1, τ 0.07)
     python benchmarks/run_quality.py --variant recommended --seed 42   # examples/20newsgroups_recommended.yaml
+    python benchmarks/run_quality.py --variant dot --seed 42           # examples/20newsgroups_dot.yaml
     python benchmarks/run_quality.py --variant bce --seed 42           # "BERT-GPTrans": graph, no TLA
     python benchmarks/run_quality.py --variant htla --fusion dot --graph_learning_rate 1e-3      # ablations
     python benchmarks/run_quality.py --variant htla --negative_mining random
@@ -28,16 +29,17 @@ ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
 
 
-def recommended_overrides() -> dict:
-    """What examples/20newsgroups_recommended.yaml changes in examples/20newsgroups.yaml (the paper's HTLA)."""
+def example_overrides(name: str) -> dict:
+    """What examples/<name>.yaml changes in examples/20newsgroups.yaml (the paper's HTLA)."""
     paper = yaml.safe_load((EXAMPLES / "20newsgroups.yaml").read_text())
-    recommended = yaml.safe_load((EXAMPLES / "20newsgroups_recommended.yaml").read_text())
-    return {key: value for key, value in recommended.items() if key != "output_dir" and paper.get(key) != value}
+    example = yaml.safe_load((EXAMPLES / f"{name}.yaml").read_text())
+    return {key: value for key, value in example.items() if key != "output_dir" and paper.get(key) != value}
 
 
 VARIANTS = {
     "htla": {},
-    "recommended": recommended_overrides(),
+    "recommended": example_overrides("20newsgroups_recommended"),
+    "dot": example_overrides("20newsgroups_dot"),
     "bce": {"use_tla": False},
     "flat": {"use_tla": False, "use_graph_encoder": False},
 }

@@ -52,21 +52,23 @@ def test_paper_config_runs_and_stops_early(name, encoder_dir, tmp_path):
     assert 0.0 <= read_json(out / "predict_results.json")["predict_macro_f1"] <= 1.0
 
 
+NEWSGROUPS_CONFIGS = ["20newsgroups", "20newsgroups_dot", "20newsgroups_recommended", "20newsgroups_flat"]
 BUDGET = ("num_train_epochs", "max_seq_length", "per_device_train_batch_size", "learning_rate", "head_learning_rate",
           "warmup_steps", "seed", "pooling", "train_file", "validation_file", "test_file", "skip_empty_texts")
 
 
 def test_20newsgroups_configs_compare_at_one_budget():
-    """The paper's HTLA, the recommended HTLA and the flat classifier differ in the model only, never in the budget."""
-    configs = {name: yaml.safe_load((ROOT / "examples" / f"{name}.yaml").read_text())
-               for name in ("20newsgroups", "20newsgroups_recommended", "20newsgroups_flat")}
-    budgets = {name: {key: settings.get(key) for key in BUDGET} for name, settings in configs.items()}
-    assert budgets["20newsgroups"] == budgets["20newsgroups_recommended"] == budgets["20newsgroups_flat"]
+    """The paper's HTLA, the dot-fusion HTLA, the recommended configuration and the flat classifier differ in the
+    model only, never in the budget."""
+    configs = {name: yaml.safe_load((ROOT / "examples" / f"{name}.yaml").read_text()) for name in NEWSGROUPS_CONFIGS}
+    budgets = [{key: settings.get(key) for key in BUDGET} for settings in configs.values()]
+    assert all(budget == budgets[0] for budget in budgets)
     assert configs["20newsgroups_flat"]["use_graph_encoder"] is False
-    assert configs["20newsgroups"].get("fusion", "add") == "add" and configs["20newsgroups_recommended"]["fusion"] == "dot"
+    assert configs["20newsgroups"].get("fusion", "add") == "add" and configs["20newsgroups_dot"]["fusion"] == "dot"
+    assert configs["20newsgroups_recommended"]["fusion"] == "hybrid" and configs["20newsgroups_recommended"]["use_tla"] is False
 
 
-@pytest.mark.parametrize("name", ["20newsgroups", "20newsgroups_recommended", "20newsgroups_flat"])
+@pytest.mark.parametrize("name", NEWSGROUPS_CONFIGS)
 def test_20newsgroups_config_runs_as_written(name, encoder_dir, data_dir, tmp_path):
     """Each config, with only its data, encoder and run length swapped for tiny stand-ins, trains and predicts."""
     settings = yaml.safe_load((ROOT / "examples" / f"{name}.yaml").read_text())
@@ -80,5 +82,6 @@ def test_20newsgroups_config_runs_as_written(name, encoder_dir, data_dir, tmp_pa
     run_script([str(config_file)])
     config = read_json(tmp_path / "out" / "config.json")
     assert (config["use_graph_encoder"], config["fusion"]) == (
-        {"20newsgroups_flat": (False, "add"), "20newsgroups_recommended": (True, "dot")}.get(name, (True, "add")))
+        {"20newsgroups_flat": (False, "add"), "20newsgroups_dot": (True, "dot"),
+         "20newsgroups_recommended": (True, "hybrid")}.get(name, (True, "add")))
     assert 0.0 <= read_json(tmp_path / "out" / "predict_results.json")["predict_macro_f1"] <= 1.0

@@ -36,16 +36,17 @@ def test_rows_tables_and_plots(tmp_path, capsys):
     write_run(tmp_path, "flat_seed2", "flat", 2, 0.86)
     write_run(tmp_path, "htla_seed1", "htla", 1, 0.80)
     write_run(tmp_path, "htla_seed1_tla_temperature0.2", "htla", 1, 0.82, {"tla_temperature": 0.2})
-    write_run(tmp_path, "recommended_seed1", "recommended", 1, 0.87, {"fusion": "dot"})
+    write_run(tmp_path, "dot_seed1", "dot", 1, 0.86, {"fusion": "dot", "tla_weight": 0.1})
+    write_run(tmp_path, "recommended_seed1", "recommended", 1, 0.87, {"fusion": "hybrid", "use_tla": False})
     write_run(tmp_path, "recommended_seed1_tla_projection_dim8", "recommended", 1, 0.88,
-              {"fusion": "dot", "tla_projection_dim": 8}, overrides={"tla_projection_dim": 8})
+              {"fusion": "hybrid", "tla_projection_dim": 8}, overrides={"tla_projection_dim": 8})
     write_run(tmp_path, "flat_seed1", "flat", 1, 0.5, dataset="icd10cm")  # another data set: not a row here
     (tmp_path / "scaling.json").write_text("{}")  # other benchmarks' files are not rows
     report = load_report()
 
     rows = report.load_rows(tmp_path)
     assert [(row.variant, row.ablation, row.seeds) for row in rows] == [
-        ("flat", (), [1, 2]), ("htla", (), [1]), ("recommended", (), [1]),
+        ("flat", (), [1, 2]), ("htla", (), [1]), ("dot", (), [1]), ("recommended", (), [1]),
         ("htla", (("tla_temperature", "0.2"),), [1]), ("recommended", (("tla_projection_dim", "8"),), [1]),
     ]
 
@@ -55,8 +56,11 @@ def test_rows_tables_and_plots(tmp_path, capsys):
     assert "| 1, 2 | 88.00 (87.00–89.00) | 85.00 (84.00–86.00) |" in flat_line
     assert flat_line.endswith("| 15.00 (10.00–20.00) |")  # train minutes: 20 and 10
     assert any(line.startswith("| HTLA") and "[τ=0.2]" in line and "| 82.00 |" in line for line in out.splitlines())
-    assert any(line.startswith("| HTLA, recommended configuration | 1 |") for line in out.splitlines())
-    assert any(line.startswith("| HTLA, recommended configuration [TLA projection=8] |") for line in out.splitlines())
+    # Variants defined by an example file: their own settings are not ablations, the flags on top of them are.
+    assert any(line.startswith("| HTLA, dot fusion (λ 0.1) | 1 |") for line in out.splitlines())
+    assert any(line.startswith("| Recommended: graph, hybrid head, BCE only | 1 |") for line in out.splitlines())
+    assert any(line.startswith("| Recommended: graph, hybrid head, BCE only [TLA projection=8] |")
+               for line in out.splitlines())
     for name in ("learning_curves", "levels", "frequency"):
         png = tmp_path / "plots" / f"20newsgroups_{name}.png"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -64,10 +68,10 @@ def test_rows_tables_and_plots(tmp_path, capsys):
 
 def test_tables_for_the_icd10cm_runs(tmp_path, capsys):
     write_run(tmp_path, "flat_seed1", "flat", 1, 0.5, dataset="icd10cm")
-    write_run(tmp_path, "recommended_seed1", "recommended", 1, 0.6, {"fusion": "dot"}, dataset="icd10cm")
+    write_run(tmp_path, "recommended_seed1", "recommended", 1, 0.6, {"fusion": "hybrid"}, dataset="icd10cm")
     load_report().main(["--dataset", "icd10cm", "--results_dir", str(tmp_path), "--output_dir", str(tmp_path / "p")])
     out = capsys.readouterr().out
-    assert "| Flat" in out and "| HTLA, recommended configuration | 1 | 63.00 | 60.00 |" in out
+    assert "| Flat" in out and "| Recommended: graph, hybrid head, BCE only | 1 | 63.00 | 60.00 |" in out
     assert not (tmp_path / "p").exists()  # plots are drawn for 20 Newsgroups only
 
 
