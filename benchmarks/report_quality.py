@@ -28,7 +28,8 @@ VARIANT_NAMES = {
 }
 ABLATIONS = {
     "fusion": "fusion", "negative_mining": "mining", "tla_temperature": "τ", "tla_weight": "λ",
-    "graph_learning_rate": "graph lr", "tla_projection_dim": "TLA projection",
+    "graph_learning_rate": "graph lr", "tla_projection_dim": "TLA projection", "graph_hidden_size": "graph width",
+    "graph_num_heads": "graph heads",
 }
 COLUMNS = {  # header: results key without the split prefix; all are fractions, shown in percent
     "Micro-F1": "micro_f1",
