@@ -104,6 +104,9 @@ class HTLAPreTrainedModel(PreTrainedModel):
             shutil.rmtree(staging, ignore_errors=True)
 
 
+COSINE_FUSIONS = ("dot", "hybrid")  # the fusions scored by `CosineLabelHead`
+
+
 class CosineLabelHead(nn.Module):
     """`fusion="dot"`: `logit_ij = s·cos(h_i, f_j) + b_j`, the label features acting as the classifier weights.
     `fusion="hybrid"` adds a free per-label weight `w_j` (`[L, H]`, as the flat classifier's):
@@ -133,7 +136,7 @@ class HTLAModel(HTLAPreTrainedModel):
         self.text_encoder = _encoder_from_config(config.text_config)
         self.dropout = nn.Dropout(config.classifier_dropout)
         self.graph_encoder = LabelGraphEncoder(config) if config.use_graph_encoder else None
-        if config.use_graph_encoder and config.fusion in ("dot", "hybrid"):
+        if config.use_graph_encoder and config.fusion in COSINE_FUSIONS:
             self.classifier = CosineLabelHead(config)
         else:
             self.classifier = nn.Linear(config.hidden_size, config.num_labels)  # shared over labels: w_j, b_j
@@ -248,7 +251,7 @@ class HTLAModel(HTLAPreTrainedModel):
         if self.graph_encoder is None:
             label_features = None
             logits = self.classifier(text)
-        elif self.config.fusion in ("dot", "hybrid"):
+        elif self.config.fusion in COSINE_FUSIONS:
             label_features = self.label_features()  # [L, H]
             logits = self.classifier(text, label_features)
         else:
