@@ -84,6 +84,14 @@ class HTLAConfig(PretrainedConfig):
             linear in the fan-out; narrower families are untouched. `None` pairs every sibling.
         graph_dropout (`float`, *optional*, defaults to 0.1):
             Dropout inside GPTrans.
+        graph_labels_per_step (`int`, *optional*, defaults to 512):
+            On a taxonomy of more labels, a training step recomputes the label features, with gradients, of this
+            many labels only: the batch's gold labels, its TLA negatives, then the labels the batch scores highest.
+            GPTrans runs on their neighbourhoods alone (the same values as over the whole tree); every other label
+            keeps the features it last had, and all are recomputed without gradients every 100 steps. Evaluation
+            and prediction always compute every label. `None` recomputes every label at every step (the paper). An
+            extension of ours for very large trees, where a GPTrans step over every label costs several times the
+            encoder's own step (README, "Taxonomies of any shape").
         use_tla (`bool`, *optional*, defaults to `use_graph_encoder`):
             Add the Text-Label Alignment loss; `False` gives the paper's "BERT-GPTrans" (BCE only). It needs the graph
             encoder, so by default it is on with the graph encoder and off for the flat classifier.
@@ -125,6 +133,7 @@ class HTLAConfig(PretrainedConfig):
         graph_max_hops: int = 2,
         graph_max_siblings: int | None = 32,
         graph_dropout: float = 0.1,
+        graph_labels_per_step: int | None = 512,
         use_tla: bool | None = None,
         tla_weight: float = 1.0,
         tla_temperature: float = 0.07,
@@ -172,6 +181,8 @@ class HTLAConfig(PretrainedConfig):
                 f"taxonomy of {len(tax)} labels is too large for graph_attention='dense' (each edge tensor would take "
                 f"{gib:.1f} GiB); use graph_attention='sparse' or 'auto'"
             )
+        if graph_labels_per_step is not None and graph_labels_per_step < 1:
+            raise ValueError(f"graph_labels_per_step must be >= 1 or None, got {graph_labels_per_step}")
         if graph_num_layers < 1:
             raise ValueError(f"graph_num_layers must be >= 1, got {graph_num_layers}")
         if tla_projection_dim is not None and tla_projection_dim < 1:
@@ -210,6 +221,7 @@ class HTLAConfig(PretrainedConfig):
         self.graph_max_hops = graph_max_hops
         self.graph_max_siblings = graph_max_siblings
         self.graph_dropout = graph_dropout
+        self.graph_labels_per_step = graph_labels_per_step
         self.use_tla = use_tla
         self.tla_weight = tla_weight
         self.tla_temperature = tla_temperature

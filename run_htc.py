@@ -104,6 +104,11 @@ class ModelArguments:
         default=32, metadata={"help": "Siblings a label attends to in wider families (sparse form; reaches the others "
                               "through their parent)."}
     )
+    graph_labels_per_step: int | None = field(
+        default=512,
+        metadata={"help": "On larger taxonomies a training step recomputes the graph features of this many labels "
+                  "only (gold, negatives, top-scored); the others keep their last ones. 0: every label, every step."},
+    )
     classifier_dropout: float = field(default=0.1, metadata={"help": "Dropout on the text feature."})
     init_bias_from_priors: bool = field(
         default=True,
@@ -299,6 +304,7 @@ def build_model(model_args, taxonomy: Taxonomy, checkpoint: bool) -> tuple[HTLAM
         graph_attention=model_args.graph_attention,
         graph_max_hops=model_args.graph_max_hops,
         graph_max_siblings=model_args.graph_max_siblings,
+        graph_labels_per_step=model_args.graph_labels_per_step or None,
         classifier_dropout=model_args.classifier_dropout,
     )
     return model, AutoTokenizer.from_pretrained(encoder)

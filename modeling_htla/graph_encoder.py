@@ -47,6 +47,7 @@ class LabelTree:
                 by_target=by_target, source_by_target=source[by_target],
                 crow_by_target=_row_pointers(target, self.num_labels),
             )
+            self._arrays.update(label_source=source, label_target=target)  # node rows are the labels themselves
         else:
             lca, distance = taxonomy.tree_arrays()
             self._arrays.update(lca=lca, distance=distance)  # [L, L] each
@@ -57,6 +58,61 @@ class LabelTree:
         if device not in self._on_device:
             self._on_device[device] = {k: torch.from_numpy(v).to(device) for k, v in self._arrays.items()}
         return self._on_device[device]
+
+    def _neighbours(self, rows: np.ndarray) -> tuple[np.ndarray, ...]:
+        """The pairs whose source is one of `rows` (global ids), grouped by position in `rows`:
+        `(position of the source, target, lca, distance)`, the same pairs the whole-tree form lists for them."""
+        if self.sparse:
+            crow = self._arrays["crow"]
+            counts = crow[rows + 1] - crow[rows]
+            position = np.repeat(np.arange(len(rows)), counts)
+            index = np.arange(counts.sum()) + np.repeat(crow[rows] - np.cumsum(counts) + counts, counts)
+            return (position, *(self._arrays[key][index] for key in ("target", "lca", "distance")))
+        position = np.repeat(np.arange(len(rows)), self.num_labels)
+        targets = np.tile(np.arange(self.num_labels), len(rows))
+        return position, targets, self._arrays["lca"][rows].ravel(), self._arrays["distance"][rows].ravel()
+
+    def subgraph(self, rows: np.ndarray, num_layers: int, device: torch.device) -> list[dict[str, torch.Tensor]]:
+        """Index tensors, one dict per layer, that compute the outputs of `num_layers` layers for `rows` (distinct
+        global ids) only, with the same values as the whole tree: layer l's outputs need its inputs on the
+        neighbours of its output rows, so the node sets grow by one neighbourhood per layer going down.
+
+        Each set is a prefix of the next (`rows` first, in their order), so the pairs of a layer are a prefix of the
+        pairs of the layer below and the edge updates carry over by slicing. Pairs use the sparse kernels whatever
+        the tree's form: `source` and `target` are positions in the node table, `label_source`/`label_target` the
+        labels, `labels` the global id of each node row of the first layer.
+        """
+        sets = [np.asarray(rows, dtype=np.int64)]
+        for _ in range(num_layers):
+            position, target, lca, distance = self._neighbours(sets[-1])
+            new = np.setdiff1d(target, sets[-1])  # sorted, distinct
+            sets.append(np.concatenate([sets[-1], new]))
+        labels = sets[-1]  # node rows of the first layer's input
+        node_of = np.empty(self.num_labels, dtype=np.int64)
+        node_of[labels] = np.arange(len(labels))
+        target = node_of[target]  # pairs of sets[-2], the first layer's output rows
+        crow = _row_pointers(position, len(sets[-2]))
+        name_offsets, name_ids = self._arrays["name_offsets"], self._arrays["name_ids"]
+        lengths = np.diff(np.append(name_offsets, len(name_ids)))[labels]
+        token = np.arange(lengths.sum()) + np.repeat(name_offsets[labels] - np.cumsum(lengths) + lengths, lengths)
+        shared = {"ancestor_rows": self._arrays["ancestor_rows"], "ancestor_cols": self._arrays["ancestor_cols"],
+                  "labels": labels, "name_ids": name_ids[token],
+                  "name_offsets": np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)}
+        trees = []
+        for layer in range(num_layers):
+            outputs, inputs = len(sets[num_layers - 1 - layer]), len(sets[num_layers - layer])
+            pairs = crow[outputs]
+            source, tail = position[:pairs], target[:pairs]
+            by_target = np.lexsort((source, tail))
+            arrays = dict(
+                shared if layer == 0 else {}, source=source, target=tail, lca=lca[:pairs], distance=distance[:pairs],
+                label_source=labels[source], label_target=labels[tail], crow=crow[: outputs + 1],
+                by_target=by_target, source_by_target=source[by_target], crow_by_target=_row_pointers(tail, inputs),
+            )
+            trees.append({key: torch.from_numpy(np.ascontiguousarray(v)).to(device) for key, v in arrays.items()})
+        for tree in trees[1:]:
+            tree.update(ancestor_rows=trees[0]["ancestor_rows"], ancestor_cols=trees[0]["ancestor_cols"])
+        return trees
 
 
 def _row_pointers(rows: np.ndarray, num_rows: int) -> np.ndarray:
@@ -87,7 +143,7 @@ class LabelEdgeFeatures(nn.Module):
         prefix = torch.zeros_like(embeddings).index_add(0, tree["ancestor_rows"], embeddings[tree["ancestor_cols"]])
         lca, distance = tree["lca"], tree["distance"]
         if "source" in tree:
-            source, target = tree["source"], tree["target"]
+            source, target = tree["label_source"], tree["label_target"]
         else:
             source = torch.arange(lca.shape[0], device=lca.device)[:, None]
             target = source.T
@@ -102,11 +158,11 @@ def _rows(table: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     return table.index_select(0, index.reshape(-1)).view(*index.shape, table.shape[1])
 
 
-def _csr(crow: torch.Tensor, col: torch.Tensor, values: torch.Tensor, size: int) -> torch.Tensor:
-    """`[size, size]` sparse CSR matrix over the listed pairs (row pointers `crow`, column ids `col`)."""
+def _csr(crow: torch.Tensor, col: torch.Tensor, values: torch.Tensor, columns: int) -> torch.Tensor:
+    """`[len(crow) - 1, columns]` sparse CSR matrix over the listed pairs (row pointers `crow`, column ids `col`)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "sparse CSR tensor support is in beta state"
-        return torch.sparse_csr_tensor(crow, col, values, (size, size))
+        return torch.sparse_csr_tensor(crow, col, values, (crow.shape[0] - 1, columns))
 
 
 def _sparse_dtype(x: torch.Tensor) -> torch.dtype:
@@ -115,15 +171,17 @@ def _sparse_dtype(x: torch.Tensor) -> torch.dtype:
 
 
 def _sddmm(x: torch.Tensor, y: torch.Tensor, crow: torch.Tensor, col: torch.Tensor) -> torch.Tensor:
-    """`[h, P]`: per head, `x_h[i]·y_h[j]` for every listed pair `(i, j)` in CSR order; `x`, `y` are `[h, L, d]`."""
+    """`[h, P]`: per head, `x_h[i]·y_h[j]` for every listed pair `(i, j)` in CSR order; `x` `[h, rows, d]`,
+    `y` `[h, columns, d]`."""
     dtype = _sparse_dtype(x)
-    pattern = _csr(crow, col, x.new_zeros(col.shape[0], dtype=dtype), x.shape[1])
+    pattern = _csr(crow, col, x.new_zeros(col.shape[0], dtype=dtype), y.shape[1])
     out = [torch.sparse.sampled_addmm(pattern, xh, yh.T, beta=0).values() for xh, yh in zip(x.to(dtype), y.to(dtype))]
     return torch.stack(out).to(x.dtype)
 
 
 def _spmm(values: torch.Tensor, y: torch.Tensor, crow: torch.Tensor, col: torch.Tensor) -> torch.Tensor:
-    """`[h, L, d]`: per head, `out_h[i] = Σ_j values_h[(i, j)] · y_h[j]` over the listed pairs; `values` `[h, P]`."""
+    """`[h, rows, d]`: per head, `out_h[i] = Σ_j values_h[(i, j)] · y_h[j]` over the listed pairs; `values` `[h, P]`,
+    `y` `[h, columns, d]`."""
     dtype = _sparse_dtype(y)
     values, dense = values.to(dtype), y.to(dtype)
     return torch.stack([_csr(crow, col, vh, y.shape[1]) @ yh for vh, yh in zip(values, dense)]).to(y.dtype)
@@ -231,7 +289,10 @@ class GraphPropagationAttention(nn.Module):
         self.dropout = nn.Dropout(config.graph_dropout)
 
     def forward(self, nodes: torch.Tensor, edge_bias: torch.Tensor, tree: dict[str, torch.Tensor]):
-        """`nodes` `[L, G]`, `edge_bias` `Reduce(E)` (`[L, L, h]` dense, `[P, h]` sparse) -> `[L, G]`, `E'`."""
+        """`nodes` `[L, G]`, `edge_bias` `Reduce(E)` (`[L, L, h]` dense, `[P, h]` sparse) -> `[L, G]`, `E'`.
+
+        Over a subgraph (`LabelTree.subgraph`) the pairs' sources are the first rows of `nodes`, and only they are
+        updated: `[sources, G]`."""
         if "source" in tree:
             return self._sparse(nodes, edge_bias, tree)
         n, hidden = nodes.shape
@@ -248,10 +309,12 @@ class GraphPropagationAttention(nn.Module):
     def _sparse(self, nodes, edge_bias, tree):
         """The same propagation over the listed pairs (i = `source`, j = `target`): softmaxes and sums run over
         each source's neighbours. Memory per pair is a few `[h]` and `[E]` rows, never `[H]`."""
-        n, hidden = nodes.shape
-        source = tree["source"]
-        qkv = self.qkv(nodes).view(n, 3, self.num_heads, self.head_dim).permute(1, 2, 0, 3).contiguous()
-        q, k, v = qkv  # 3 x [h, L, d]
+        hidden, source = nodes.shape[1], tree["source"]
+        n = tree["crow"].shape[0] - 1  # sources: all labels, or the first rows of a subgraph's node table
+        # Queries of the sources only; keys and values of every node row.
+        q, k, v = (F.linear(rows, weight, bias).view(-1, self.num_heads, self.head_dim).transpose(0, 1).contiguous()
+                   for rows, weight, bias in zip((nodes[:n], nodes, nodes), self.qkv.weight.split(hidden),
+                                                 self.qkv.bias.split(hidden)))  # [h, n, d], 2 x [h, L, d]
         scores = PairDot.apply(q, k, tree) / math.sqrt(self.head_dim) + edge_bias  # [P, h]
         attention = self.dropout(SegmentSoftmax.apply(scores, source, n))
         node_to_node = PairSum.apply(attention, v, tree).transpose(0, 1)  # [L, h, d]
@@ -282,8 +345,8 @@ class GPTransLayer(nn.Module):
 
     def forward(self, nodes: torch.Tensor, edge_bias: torch.Tensor, tree: dict[str, torch.Tensor]):
         """Nodes `[L, G]` and the attention's edge bias -> new nodes and the edge update `E'`."""
-        update, edge_update = self.attention(nodes, edge_bias, tree)
-        nodes = self.attention_norm(nodes + self.dropout(update))
+        update, edge_update = self.attention(nodes, edge_bias, tree)  # update: [sources, G]
+        nodes = self.attention_norm(nodes[: update.shape[0]] + self.dropout(update))
         nodes = self.output_norm(nodes + self.dropout(self._feed_forward(nodes)))
         return nodes, edge_update
 
@@ -318,31 +381,41 @@ class LabelGraphEncoder(nn.Module):
         self.layers = nn.ModuleList(GPTransLayer(config) for _ in range(config.graph_num_layers))
 
     def node_features(self, word_embeddings: nn.Embedding, tree: dict[str, torch.Tensor]) -> torch.Tensor:
-        """`[L, G]` initial label nodes: the mean embedding of each label's name tokens (zero for a label without
-        any), mapped to the graph width, plus the label's own embedding."""
+        """`[L, G]` initial label nodes (or those of a subgraph's `labels`): the mean embedding of each label's name
+        tokens (zero for a label without any), mapped to the graph width, plus the label's own embedding."""
         table = word_embeddings.weight  # [V, H]
+        own = self.label_embeddings.weight
+        if "labels" in tree:
+            own = _rows(own, tree["labels"])
         # A mean commutes with a bias-free linear map: project the vocabulary or the names, whichever has fewer rows.
-        project_table = self.input_projection is not None and table.shape[0] < self.tree.num_labels
+        project_table = self.input_projection is not None and table.shape[0] < own.shape[0]
         if project_table:
             table = self.input_projection(table)  # [V, G]
         names = F.embedding_bag(tree["name_ids"], table, tree["name_offsets"], mode="mean")  # [L, H] or [L, G]
         if self.input_projection is not None and not project_table:
             names = self.input_projection(names)
-        return names + self.label_embeddings.weight
+        return names + own
 
-    def forward(self, word_embeddings: nn.Embedding) -> torch.Tensor:
-        tree = self.tree.to(self.label_embeddings.weight.device)
-        nodes = self.node_features(word_embeddings, tree)  # [L, G]
+    def forward(self, word_embeddings: nn.Embedding, rows: torch.Tensor | None = None) -> torch.Tensor:
+        """`[L, H]` features of every label, or `[len(rows), H]` those of `rows` (distinct label ids) alone: the same
+        values, computed on their neighbourhoods (`LabelTree.subgraph`) at a fraction of the cost on a large tree."""
+        device = self.label_embeddings.weight.device
+        if rows is None:
+            trees = [self.tree.to(device)] * len(self.layers)
+        else:
+            trees = self.tree.subgraph(rows.cpu().numpy(), len(self.layers), device)
+        nodes = self.node_features(word_embeddings, trees[0])  # [L, G]
         # Layer l sees the edges E_0 + U, U the sum of the earlier layers' updates E' ([L, L, E] dense, [P, E]
         # sparse), through Reduce(E_0 + U) = Reduce(E_0) + W·U. Reduce(E_0) comes from the edge-feature tables mapped
-        # to the heads first, so E_0 is never built, and the last layer's update is not carried further.
+        # to the heads first, so E_0 is never built, and the last layer's update is not carried further. A
+        # subgraph's layer lists a prefix of the pairs of the layer below, hence the slice.
         updates = None
-        for index, layer in enumerate(self.layers):
+        for index, (layer, tree) in enumerate(zip(self.layers, trees)):
             reduce = layer.attention.reduce
             edge_bias = self.edge_features(tree, reduce)  # [L, L, h] dense, [P, h] sparse
             if updates is not None:
-                edge_bias = edge_bias + F.linear(updates, reduce.weight)
+                edge_bias = edge_bias + F.linear(updates[: edge_bias.shape[0]], reduce.weight)
             nodes, update = layer(nodes, edge_bias, tree)
             if index < len(self.layers) - 1:
-                updates = update if updates is None else updates + update
+                updates = update if updates is None else updates[: update.shape[0]] + update
         return nodes if self.output_projection is None else self.output_projection(nodes)  # [L, H]

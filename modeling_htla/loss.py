@@ -64,6 +64,17 @@ def tla_loss(
         labels: `[B, L]` multi-hot gold labels.
     """
     similarity = cosine_similarity(text_embeds, label_embeds)  # [B, L]
+    return alignment_loss(similarity, labels, temperature, negative_mining, num_negatives)
+
+
+def alignment_loss(
+    similarity: torch.Tensor,
+    labels: torch.Tensor,
+    temperature: float = 0.07,
+    negative_mining: str = "hard",
+    num_negatives: int | None = None,
+) -> torch.Tensor:
+    """`tla_loss` from the cosines `s` (`[B, L]`) of texts and labels, for callers that build them in parts."""
     positives = labels > 0.5
     negatives = select_negatives(similarity, positives, negative_mining, num_negatives)
     logits = similarity / temperature
@@ -84,17 +95,16 @@ def bce_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 def htla_loss(
     logits: torch.Tensor,
     labels: torch.Tensor,
-    text_embeds: torch.Tensor,
-    label_embeds: torch.Tensor | None,
+    similarity: torch.Tensor | None,
     config,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """`(BCE + λ·TLA, BCE, TLA)` for an `HTLAConfig`; TLA is 0 when the config turns it off."""
+    """`(BCE + λ·TLA, BCE, TLA)` for an `HTLAConfig` from the logits and TLA's text-label cosines (`[B, L]` each);
+    TLA is 0 when the config turns it off or `similarity` is `None`."""
     bce = bce_loss(logits, labels)
-    if not config.use_tla or label_embeds is None:
+    if not config.use_tla or similarity is None:
         return bce, bce, torch.zeros_like(bce)
-    tla = tla_loss(
-        text_embeds,
-        label_embeds,
+    tla = alignment_loss(
+        similarity,
         labels,
         temperature=config.tla_temperature,
         negative_mining=config.negative_mining,

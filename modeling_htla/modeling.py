@@ -15,6 +15,7 @@ import tempfile
 import torch
 from safetensors import safe_open
 from torch import nn
+from torch.autograd.function import once_differentiable
 from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedModel
 from transformers import initialization as init
 from transformers.utils import ModelOutput
@@ -24,7 +25,7 @@ from configuration_htla import HTLAConfig
 from .default_encoder import resolve_encoder
 from .export import write_remote_code
 from .graph_encoder import LabelGraphEncoder
-from .loss import cosine_similarity, htla_loss
+from .loss import cosine_similarity, htla_loss, select_negatives
 from .taxonomy import Taxonomy
 
 
@@ -105,6 +106,40 @@ class HTLAPreTrainedModel(PreTrainedModel):
 
 
 COSINE_FUSIONS = ("dot", "hybrid")  # the fusions scored by `CosineLabelHead`
+ROW_CHUNK = 8192  # label rows per chunk of `AddFusionLogits`' per-label dot products
+# With `graph_labels_per_step`, every label's features are recomputed (without gradients) this often, in forward passes.
+LABEL_FEATURES_REFRESH_STEPS = 100
+
+
+class AddFusionLogits(torch.autograd.Function):
+    """The paper's fusion, `logit_ij = w_j·(h_i + f_j) + b_j = (h W^T)_ij + w_j·f_j + b_j`, as one function.
+
+    Its backward forms `∂W = gᵀh + colsum(g) ⊙ F` in place and never builds an `[L, H]` temporary that autograd
+    over `(W * F).sum(-1)` would (two of them, and an accumulation, per step: ~0.1 s each at 98,000 labels).
+    Runs in the wider dtype of its inputs.
+    """
+
+    @staticmethod
+    def forward(ctx, text, weight, bias, features):  # [B, H], [L, H], [L], [L, H]
+        dtype = torch.promote_types(text.dtype, weight.dtype)
+        ctx.dtypes = (text.dtype, weight.dtype, bias.dtype, features.dtype)
+        text, weight, bias, features = (x.to(dtype) for x in (text, weight, bias, features))
+        shift = torch.cat([torch.linalg.vecdot(w, f) for w, f in zip(weight.split(ROW_CHUNK), features.split(ROW_CHUNK))])
+        ctx.save_for_backward(text, weight, features)
+        return torch.addmm(bias + shift, text, weight.T)  # [B, L]
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad):  # [B, L]
+        text, weight, features = ctx.saved_tensors
+        grad = grad.to(text.dtype)
+        totals = grad.sum(0)  # [L]
+        needs = ctx.needs_input_grad
+        grad_text = grad @ weight if needs[0] else None
+        grad_weight = (grad.T @ text).addcmul_(totals[:, None], features) if needs[1] else None
+        grad_features = totals[:, None] * weight if needs[3] else None
+        grads = (grad_text, grad_weight, totals if needs[2] else None, grad_features)
+        return tuple(None if g is None else g.to(dtype) for g, dtype in zip(grads, ctx.dtypes))
 
 
 class CosineLabelHead(nn.Module):
@@ -122,10 +157,13 @@ class CosineLabelHead(nn.Module):
         if config.fusion == "hybrid":
             self.weight = nn.Parameter(torch.empty(config.num_labels, config.hidden_size))
 
-    def forward(self, text: torch.Tensor, label_features: torch.Tensor) -> torch.Tensor:
-        similarity = cosine_similarity(text, label_features)  # [B, L]
-        logits = self.logit_scale.exp() * similarity + self.bias
-        return logits + text @ self.weight.T if hasattr(self, "weight") else logits
+    def forward(self, text: torch.Tensor, label_features: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
+        """`[B, L]` logits, or `[B, K]` those of the labels `rows` when `label_features` are theirs (`[K, H]`)."""
+        bias = self.bias if rows is None else self.bias[rows]
+        logits = self.logit_scale.exp() * cosine_similarity(text, label_features) + bias  # [B, L]
+        if not hasattr(self, "weight"):
+            return logits
+        return logits + text @ (self.weight if rows is None else self.weight[rows]).T
 
 
 class HTLAModel(HTLAPreTrainedModel):
@@ -147,6 +185,10 @@ class HTLAModel(HTLAPreTrainedModel):
                 nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, config.tla_projection_dim)
             )
         self._label_cache: tuple[tuple, torch.Tensor] | None = None
+        # Training with `graph_labels_per_step`: every label's last features [L, H] and forward passes since refresh.
+        self._step_features: torch.Tensor | None = None
+        self._fresh_features: tuple[torch.Tensor, torch.Tensor] | None = None  # (rows, features) to write into it
+        self._steps_since_refresh = 0
         self.post_init()
 
     # ------------------------------------------------------------------ construction
@@ -207,6 +249,54 @@ class HTLAModel(HTLAPreTrainedModel):
             self._label_cache = (key, self.graph_encoder(self.text_encoder.get_input_embeddings()))
         return self._label_cache[1]
 
+    def _samples_labels(self, labels: torch.Tensor | None) -> bool:
+        """Whether this forward pass recomputes only some labels' features (`graph_labels_per_step`)."""
+        per_step = self.config.graph_labels_per_step
+        return (self.training and labels is not None and torch.is_grad_enabled() and per_step is not None
+                and per_step < self.config.num_labels)
+
+    def step_scores(self, text: torch.Tensor, labels: torch.Tensor):
+        """Logits, TLA cosines (`[B, L]` each, `None` without TLA) and label features `[L, H]` of a training step with
+        `graph_labels_per_step = K`: K labels' features are fresh, with gradients; every other label scores with the
+        features it last had, as constants, so no `[L, H]` gradient is ever formed.
+
+        The K labels are the batch's gold labels, then its TLA negatives when TLA is on, then the labels with the
+        highest logit for any text of the batch: those the losses push hardest.
+        """
+        word_embeddings = self.text_encoder.get_input_embeddings()
+        kept = self._step_features
+        if self._fresh_features is not None:  # last step's features, written now that its backward pass is done
+            kept.index_copy_(0, *self._fresh_features)
+            self._fresh_features = None
+        if kept is None or kept.device != text.device or self._steps_since_refresh >= LABEL_FEATURES_REFRESH_STEPS:
+            with torch.no_grad():
+                self.graph_encoder.eval()  # features as evaluation sees them, without dropout
+                kept = self.graph_encoder(word_embeddings)
+                self.graph_encoder.train()
+            self._steps_since_refresh = 0
+        self._steps_since_refresh += 1
+        logits = self._logits(text, kept)  # [B, L], gradients to the text and the head only
+        similarity = None
+        if self.config.use_tla:
+            with torch.no_grad():
+                projected = kept if self.tla_projection is None else self.tla_projection(kept)
+            similarity = self._similarity(text, projected, project_labels=False)  # [B, L]
+        with torch.no_grad():
+            gold = labels > 0.5  # [B, L]
+            priority = logits.float().amax(0)  # [L]
+            if similarity is not None:
+                mined = select_negatives(similarity, gold, self.config.negative_mining, self.config.num_negatives)
+                priority = priority.masked_fill(mined.any(0), torch.finfo(priority.dtype).max)
+            priority = priority.masked_fill(gold.any(0), float("inf"))
+            count = max(self.config.graph_labels_per_step, int(gold.any(0).sum()))
+            rows = priority.topk(count).indices.sort().values  # [K]
+        fresh = self.graph_encoder(word_embeddings, rows)  # [K, H]
+        logits = logits.index_copy(1, rows, self._logits(text, fresh, rows))
+        if similarity is not None:
+            similarity = similarity.index_copy(1, rows, self._similarity(text, fresh))
+        self._step_features, self._fresh_features = kept, (rows, fresh.detach().to(kept.dtype))
+        return logits, similarity, kept
+
     # ------------------------------------------------------------------ forward
 
     def encode_text(self, input_ids, attention_mask=None, token_type_ids=None) -> torch.Tensor:
@@ -248,28 +338,45 @@ class HTLAModel(HTLAPreTrainedModel):
             Multi-hot gold labels, ancestors included. When given, the output carries `loss = BCE + λ·TLA`.
         """
         text = self.dropout(self.encode_text(input_ids, attention_mask, token_type_ids))  # [B, H]
-        if self.graph_encoder is None:
-            label_features = None
-            logits = self.classifier(text)
-        elif self.config.fusion in COSINE_FUSIONS:
-            label_features = self.label_features()  # [L, H]
-            logits = self.classifier(text, label_features)
+        label_features = similarity = None
+        if self.graph_encoder is not None and self._samples_labels(labels):
+            logits, similarity, label_features = self.step_scores(text, labels)
         else:
-            label_features = self.label_features()  # [L, H]
-            weight = self.classifier.weight  # [L, H]
-            # logit_ij = w_j · (h_i + f_j) + b_j = (h W^T)_ij + <w_j, f_j> + b_j: a flat classifier with a shifted bias
-            logits = self.classifier(text) + (weight * label_features).sum(-1)
+            if self.graph_encoder is not None:
+                label_features = self.label_features()  # [L, H]
+            logits = self._logits(text, label_features)
+            if labels is not None and self.config.use_tla and label_features is not None:
+                similarity = self._similarity(text, label_features)
         loss = bce = tla = None
         if labels is not None:
-            tla_text, tla_labels = text, label_features
-            if self.tla_projection is not None:
-                tla_text, tla_labels = self.tla_projection(text), self.tla_projection(label_features)
-            loss, bce, tla = htla_loss(logits, labels, tla_text, tla_labels, self.config)
+            loss, bce, tla = htla_loss(logits, labels, similarity, self.config)
         output = HTLAOutput(
             loss=loss, logits=logits, bce_loss=bce, tla_loss=tla, text_embeds=text, label_embeds=label_features
         )
         use_dict = return_dict if return_dict is not None else self.config.return_dict
         return output if use_dict else output.to_tuple()
+
+
+    def _logits(self, text: torch.Tensor, label_features: torch.Tensor | None, rows=None) -> torch.Tensor:
+        """`[B, L]` logits of the text features `[B, H]` with the label features `[L, H]` (`None`: flat), or `[B, K]`
+        those of the labels `rows` from their features `[K, H]`."""
+        if label_features is None:
+            return self.classifier(text)
+        if self.config.fusion in COSINE_FUSIONS:
+            return self.classifier(text, label_features, rows)
+        weight, bias = self.classifier.weight, self.classifier.bias  # [L, H], [L]
+        if rows is not None:
+            weight, bias = weight[rows], bias[rows]
+        # logit_ij = w_j · (h_i + f_j) + b_j = (h W^T)_ij + <w_j, f_j> + b_j: a flat classifier with a shifted bias
+        return AddFusionLogits.apply(text, weight, bias, label_features)
+
+    def _similarity(self, text: torch.Tensor, label_features: torch.Tensor, project_labels: bool = True):
+        """`[B, L]` TLA's cosines of texts and labels, through the projection head when there is one (with
+        `project_labels=False`, `label_features` are already projected)."""
+        if self.tla_projection is not None:
+            text = self.tla_projection(text)
+            label_features = self.tla_projection(label_features) if project_labels else label_features
+        return cosine_similarity(text, label_features)
 
 
 def check_checkpoint_folder(folder: str) -> None:
