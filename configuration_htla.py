@@ -21,6 +21,11 @@ SPARSE_PAIR_COST = 1.2
 SPARSE_FIXED_COST = 7400
 # Above this many labels the dense form's [L, L, edge_dim] tensors take gigabytes: "dense" refuses, "auto" is sparse.
 DENSE_GRAPH_LIMIT = 4096
+# graph_labels_per_step="auto": training steps recompute SAMPLED_GRAPH_LABELS labels' features on taxonomies of more
+# than SAMPLED_GRAPH_MIN_LABELS labels, where GPTrans over every label costs more than half the encoder's step
+# (README, "Taxonomies of any shape"); smaller taxonomies compute every label.
+SAMPLED_GRAPH_LABELS = 512
+SAMPLED_GRAPH_MIN_LABELS = 4096
 POOLING = ("cls", "mean")
 FUSION = ("add", "dot", "hybrid")
 
@@ -84,14 +89,19 @@ class HTLAConfig(PretrainedConfig):
             linear in the fan-out; narrower families are untouched. `None` pairs every sibling.
         graph_dropout (`float`, *optional*, defaults to 0.1):
             Dropout inside GPTrans.
-        graph_labels_per_step (`int`, *optional*, defaults to 512):
-            On a taxonomy of more labels, a training step recomputes the label features, with gradients, of this
-            many labels only: the batch's gold labels, its TLA negatives, then the labels the batch scores highest.
-            GPTrans runs on their neighbourhoods alone (the same values as over the whole tree); every other label
-            keeps the features it last had, and all are recomputed without gradients every 100 steps. Evaluation
-            and prediction always compute every label. `None` recomputes every label at every step (the paper). An
-            extension of ours for very large trees, where a GPTrans step over every label costs several times the
-            encoder's own step (README, "Taxonomies of any shape").
+        graph_labels_per_step (`int` or `str`, *optional*, defaults to `"auto"`):
+            K: on a taxonomy of more than K labels, a training step recomputes the label features, with gradients,
+            of K labels only: the batch's gold labels (all of them, even beyond K), its TLA negatives, then the
+            labels the batch scores highest. GPTrans runs on their neighbourhoods alone (the same values as over the
+            whole tree); every other label scores with the features it last had, and all are recomputed without
+            gradients every `graph_refresh_steps` steps. Evaluation and prediction always compute every label.
+            `None` (or `"all"`) recomputes every label at every step (the paper); `"auto"` is 512 on taxonomies of
+            more than 4,096 labels and `None` below. An extension of ours for very large trees, where GPTrans over
+            every label costs several times the encoder's own step; on a small tree it costs accuracy (README,
+            "Taxonomies of any shape").
+        graph_refresh_steps (`int`, *optional*, defaults to 100):
+            With `graph_labels_per_step`, how many training steps pass between two recomputations of every label's
+            features.
         use_tla (`bool`, *optional*, defaults to `use_graph_encoder`):
             Add the Text-Label Alignment loss; `False` gives the paper's "BERT-GPTrans" (BCE only). It needs the graph
             encoder, so by default it is on with the graph encoder and off for the flat classifier.
@@ -133,7 +143,8 @@ class HTLAConfig(PretrainedConfig):
         graph_max_hops: int = 2,
         graph_max_siblings: int | None = 32,
         graph_dropout: float = 0.1,
-        graph_labels_per_step: int | None = 512,
+        graph_labels_per_step: int | str | None = "auto",
+        graph_refresh_steps: int = 100,
         use_tla: bool | None = None,
         tla_weight: float = 1.0,
         tla_temperature: float = 0.07,
@@ -181,8 +192,16 @@ class HTLAConfig(PretrainedConfig):
                 f"taxonomy of {len(tax)} labels is too large for graph_attention='dense' (each edge tensor would take "
                 f"{gib:.1f} GiB); use graph_attention='sparse' or 'auto'"
             )
-        if graph_labels_per_step is not None and graph_labels_per_step < 1:
-            raise ValueError(f"graph_labels_per_step must be >= 1 or None, got {graph_labels_per_step}")
+        if isinstance(graph_labels_per_step, str) and graph_labels_per_step not in ("auto", "all"):
+            if not graph_labels_per_step.isdigit():
+                raise ValueError(f"graph_labels_per_step must be 'auto', 'all' or a number, got {graph_labels_per_step!r}")
+            graph_labels_per_step = int(graph_labels_per_step)
+        if graph_labels_per_step == "all":
+            graph_labels_per_step = None
+        if isinstance(graph_labels_per_step, int) and graph_labels_per_step < 1:
+            raise ValueError(f"graph_labels_per_step must be >= 1, 'auto' or None, got {graph_labels_per_step}")
+        if graph_refresh_steps < 1:
+            raise ValueError(f"graph_refresh_steps must be >= 1, got {graph_refresh_steps}")
         if graph_num_layers < 1:
             raise ValueError(f"graph_num_layers must be >= 1, got {graph_num_layers}")
         if tla_projection_dim is not None and tla_projection_dim < 1:
@@ -222,6 +241,7 @@ class HTLAConfig(PretrainedConfig):
         self.graph_max_siblings = graph_max_siblings
         self.graph_dropout = graph_dropout
         self.graph_labels_per_step = graph_labels_per_step
+        self.graph_refresh_steps = graph_refresh_steps
         self.use_tla = use_tla
         self.tla_weight = tla_weight
         self.tla_temperature = tla_temperature
@@ -253,6 +273,14 @@ class HTLAConfig(PretrainedConfig):
             return False
         pairs = len(self.get_taxonomy().neighbour_pairs(self.graph_max_hops, self.graph_max_siblings)[0])
         return labels**2 > SPARSE_FIXED_COST + SPARSE_PAIR_COST * pairs
+
+    @property
+    def labels_per_step(self) -> int | None:
+        """How many labels' features a training step recomputes (`graph_labels_per_step` resolved), `None` for all."""
+        labels, per_step = len(self.taxonomy["labels"]), self.graph_labels_per_step
+        if per_step == "auto":
+            per_step = SAMPLED_GRAPH_LABELS if labels > SAMPLED_GRAPH_MIN_LABELS else None
+        return per_step if per_step is not None and per_step < labels else None
 
     def get_taxonomy(self) -> Taxonomy:
         """The label tree as a `Taxonomy`."""

@@ -104,10 +104,14 @@ class ModelArguments:
         default=32, metadata={"help": "Siblings a label attends to in wider families (sparse form; reaches the others "
                               "through their parent)."}
     )
-    graph_labels_per_step: int | None = field(
-        default=512,
-        metadata={"help": "On larger taxonomies a training step recomputes the graph features of this many labels "
-                  "only (gold, negatives, top-scored); the others keep their last ones. 0: every label, every step."},
+    graph_labels_per_step: str = field(
+        default="auto",
+        metadata={"help": "K: on taxonomies of more labels a training step recomputes the graph features of K labels "
+                  "only (gold, negatives, top-scored), the others keep their last ones; 'all': every label at every "
+                  "step; 'auto': 512 above 4,096 labels, else all."},
+    )
+    graph_refresh_steps: int = field(
+        default=100, metadata={"help": "With --graph_labels_per_step, steps between two recomputations of every label."}
     )
     classifier_dropout: float = field(default=0.1, metadata={"help": "Dropout on the text feature."})
     init_bias_from_priors: bool = field(
@@ -304,7 +308,8 @@ def build_model(model_args, taxonomy: Taxonomy, checkpoint: bool) -> tuple[HTLAM
         graph_attention=model_args.graph_attention,
         graph_max_hops=model_args.graph_max_hops,
         graph_max_siblings=model_args.graph_max_siblings,
-        graph_labels_per_step=model_args.graph_labels_per_step or None,
+        graph_labels_per_step=model_args.graph_labels_per_step,
+        graph_refresh_steps=model_args.graph_refresh_steps,
         classifier_dropout=model_args.classifier_dropout,
     )
     return model, AutoTokenizer.from_pretrained(encoder)

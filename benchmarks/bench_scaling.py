@@ -9,11 +9,11 @@ because the machine is shared. For the taxonomies in `--ratio` the same process 
 (same encoder and labels, a linear head and BCE) and times the two alternately: the ratio of their step times,
 within one run, is what everything HTLA adds (graph encoder, fusion, head, loss) costs. On taxonomies of more
 than `graph_labels_per_step` labels a step recomputes only that many labels' features, and every label's features
-are recomputed without gradients every `LABEL_FEATURES_REFRESH_STEPS` steps: that refresh is timed on its own and
-spread over its steps in the amortized ratio.
+are recomputed without gradients every `graph_refresh_steps` steps: that refresh is timed on its own and spread
+over its steps in the amortized ratio.
 
     python benchmarks/bench_scaling.py [--shapes icd10 10x1000 4x2500 2x10000 1x50000 random:100000]
-        [--ratio icd10 10x1000] [--graph_attention auto] [--graph_labels_per_step 512] [--batch 16]
+        [--ratio icd10 10x1000] [--graph_attention auto] [--graph_labels_per_step auto] [--batch 16]
         [--seq_len 128] [--steps 2]
 """
 
@@ -61,7 +61,6 @@ def worker(spec: str, args) -> dict:
     from transformers import AutoTokenizer
 
     from modeling_htla import HTLAModel, resolve_encoder
-    from modeling_htla.modeling import LABEL_FEATURES_REFRESH_STEPS
     from shapes import build_taxonomy, fan_out
 
     torch.set_num_threads(1)
@@ -70,7 +69,7 @@ def worker(spec: str, args) -> dict:
     encoder = resolve_encoder(None)
     model = HTLAModel.from_encoder(encoder, taxonomy, pooling="mean", graph_attention=args.graph_attention,
                                    graph_hidden_size=args.graph_hidden_size, graph_num_heads=args.graph_num_heads,
-                                   fusion=args.fusion, graph_labels_per_step=args.graph_labels_per_step or None).train()
+                                   fusion=args.fusion, graph_labels_per_step=args.graph_labels_per_step).train()
     build = time.perf_counter() - start
     tokenizer = AutoTokenizer.from_pretrained(encoder)
     inputs = tokenizer(["a document about something"] * args.batch, padding="max_length", max_length=args.seq_len,
@@ -99,7 +98,7 @@ def worker(spec: str, args) -> dict:
             with torch.no_grad():  # the refresh: every label, without gradients, as evaluation computes them
                 model.graph_encoder.eval()
                 row["refresh_cpu_s"] = timed(lambda: model.graph_encoder(model.text_encoder.get_input_embeddings()))[0]
-            row["ratio_cpu_amortized"] = (row["htla_step_cpu_s"] + row["refresh_cpu_s"] / LABEL_FEATURES_REFRESH_STEPS) / row[
+            row["ratio_cpu_amortized"] = (row["htla_step_cpu_s"] + row["refresh_cpu_s"] / model.config.graph_refresh_steps) / row[
                 "plain_step_cpu_s"]
     return row
 
@@ -112,7 +111,7 @@ def main() -> None:
     parser.add_argument("--graph_hidden_size", type=int, help="GPTrans width (default: the encoder's, 384)")
     parser.add_argument("--graph_num_heads", type=int, help="GPTrans heads (default: the encoder's, 12)")
     parser.add_argument("--fusion", default="add", choices=["add", "dot", "hybrid"])
-    parser.add_argument("--graph_labels_per_step", type=int, default=512, help="0: every label at every step")
+    parser.add_argument("--graph_labels_per_step", default="auto", help="a number, 'all' or 'auto'")
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--seq_len", type=int, default=128)
     parser.add_argument("--paths", type=int, default=4, help="random gold labels per text (plus their ancestors)")
@@ -123,7 +122,7 @@ def main() -> None:
         print(json.dumps(worker(args.worker, args)))
         return
     options = {"graph_attention": "auto", "graph_hidden_size": None, "graph_num_heads": None, "fusion": "add",
-               "graph_labels_per_step": 512}
+               "graph_labels_per_step": "auto"}
     changed = "".join(f"_{key}{getattr(args, key)}" for key, default in options.items() if getattr(args, key) != default)
     rows, name = [], f"scaling{changed}"
     width = args.graph_hidden_size or "of the encoder"

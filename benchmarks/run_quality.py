@@ -45,7 +45,7 @@ VARIANTS = {
 }
 ABLATIONS = {"fusion": str, "negative_mining": str, "tla_temperature": float, "tla_weight": float,
              "graph_learning_rate": float, "tla_projection_dim": int, "graph_hidden_size": int, "graph_num_heads": int,
-             "graph_labels_per_step": int}
+             "graph_labels_per_step": str, "graph_refresh_steps": int}
 DATA_FILES = ("train_file", "validation_file", "test_file", "taxonomy_file")
 
 

@@ -39,7 +39,8 @@ class HTLAOutput(ModelOutput):
         bce_loss: the BCE part of `loss`.
         tla_loss: the TLA part of `loss` (before λ), 0 when TLA is off.
         text_embeds: `[B, H]` text features `h` (after dropout).
-        label_embeds: `[L, H]` label features `F` from GPTrans, `None` for the flat variant.
+        label_embeds: `[L, H]` label features `F` from GPTrans, `None` for the flat variant. In a training step that
+            recomputes only some labels (`graph_labels_per_step`), the kept features the step started from.
     """
 
     loss: torch.FloatTensor | None = None
@@ -107,8 +108,6 @@ class HTLAPreTrainedModel(PreTrainedModel):
 
 COSINE_FUSIONS = ("dot", "hybrid")  # the fusions scored by `CosineLabelHead`
 ROW_CHUNK = 8192  # label rows per chunk of `AddFusionLogits`' per-label dot products
-# With `graph_labels_per_step`, every label's features are recomputed (without gradients) this often, in forward passes.
-LABEL_FEATURES_REFRESH_STEPS = 100
 
 
 class AddFusionLogits(torch.autograd.Function):
@@ -251,9 +250,8 @@ class HTLAModel(HTLAPreTrainedModel):
 
     def _samples_labels(self, labels: torch.Tensor | None) -> bool:
         """Whether this forward pass recomputes only some labels' features (`graph_labels_per_step`)."""
-        per_step = self.config.graph_labels_per_step
-        return (self.training and labels is not None and torch.is_grad_enabled() and per_step is not None
-                and per_step < self.config.num_labels)
+        return (self.training and labels is not None and torch.is_grad_enabled()
+                and self.config.labels_per_step is not None)
 
     def step_scores(self, text: torch.Tensor, labels: torch.Tensor):
         """Logits, TLA cosines (`[B, L]` each, `None` without TLA) and label features `[L, H]` of a training step with
@@ -268,7 +266,7 @@ class HTLAModel(HTLAPreTrainedModel):
         if self._fresh_features is not None:  # last step's features, written now that its backward pass is done
             kept.index_copy_(0, *self._fresh_features)
             self._fresh_features = None
-        if kept is None or kept.device != text.device or self._steps_since_refresh >= LABEL_FEATURES_REFRESH_STEPS:
+        if kept is None or kept.device != text.device or self._steps_since_refresh >= self.config.graph_refresh_steps:
             with torch.no_grad():
                 self.graph_encoder.eval()  # features as evaluation sees them, without dropout
                 kept = self.graph_encoder(word_embeddings)
@@ -288,7 +286,7 @@ class HTLAModel(HTLAPreTrainedModel):
                 mined = select_negatives(similarity, gold, self.config.negative_mining, self.config.num_negatives)
                 priority = priority.masked_fill(mined.any(0), torch.finfo(priority.dtype).max)
             priority = priority.masked_fill(gold.any(0), float("inf"))
-            count = max(self.config.graph_labels_per_step, int(gold.any(0).sum()))
+            count = max(self.config.labels_per_step, int(gold.any(0).sum()))
             rows = priority.topk(count).indices.sort().values  # [K]
         fresh = self.graph_encoder(word_embeddings, rows)  # [K, H]
         logits = logits.index_copy(1, rows, self._logits(text, fresh, rows))

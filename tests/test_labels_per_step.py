@@ -4,8 +4,8 @@ those labels' features while the others keep their last ones."""
 import pytest
 import torch
 
-import modeling_htla.modeling as modeling
 from conftest import chain_taxonomy, make_model
+from modeling_htla import Taxonomy
 from modeling_htla.modeling import AddFusionLogits
 
 
@@ -47,9 +47,10 @@ def test_add_fusion_logits_and_gradients_equal_the_autograd_expression():
         assert torch.allclose(g, w, atol=1e-12)
 
 
-def sampled_model(fusion, use_tla, per_step=10):
+def sampled_model(fusion, use_tla, per_step=10, refresh=100):
     tax = chain_taxonomy(4, branching=3)  # 120 labels
     model = make_model(tax, fusion=fusion, use_tla=use_tla, graph_labels_per_step=per_step, graph_dropout=0.0,
+                       graph_refresh_steps=refresh,
                        classifier_dropout=0.0, graph_attention="sparse", graph_max_hops=1).train()
     input_ids = torch.randint(1, 120, (4, 8), generator=torch.Generator().manual_seed(0))
     labels = torch.zeros(4, len(tax))
@@ -90,9 +91,8 @@ def test_a_training_step_recomputes_gold_and_top_labels_and_keeps_the_others(fus
     assert touched[rows].all() and not touched.all()
 
 
-def test_kept_features_are_refreshed_and_evaluation_computes_every_label(monkeypatch):
-    monkeypatch.setattr(modeling, "LABEL_FEATURES_REFRESH_STEPS", 2)
-    model, input_ids, labels = sampled_model("hybrid", False)
+def test_kept_features_are_refreshed_and_evaluation_computes_every_label():
+    model, input_ids, labels = sampled_model("hybrid", False, refresh=2)
     word_embeddings = model.text_encoder.get_input_embeddings()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
     for _ in range(2):
@@ -110,12 +110,19 @@ def test_kept_features_are_refreshed_and_evaluation_computes_every_label(monkeyp
     assert torch.allclose(evaluated.logits, model._logits(evaluated.text_embeds, now), atol=1e-6)
 
 
-def test_small_taxonomies_and_none_compute_every_label_each_step():
-    model, input_ids, labels = sampled_model("add", True, per_step=None)
+@pytest.mark.parametrize("per_step", [None, "all", 120, "auto"])  # "auto": every label below 4,096 labels
+def test_small_taxonomies_all_and_auto_compute_every_label_each_step(per_step):
+    model, input_ids, labels = sampled_model("add", True, per_step=per_step)
+    assert model.config.labels_per_step is None
     model(input_ids=input_ids, labels=labels)
     assert model._fresh_features is None and model._step_features is None
-    model, input_ids, labels = sampled_model("add", True, per_step=120)  # as many as the taxonomy has
-    model(input_ids=input_ids, labels=labels)
-    assert model._fresh_features is None
-    with pytest.raises(ValueError, match="graph_labels_per_step must be >= 1 or None, got 0"):
+
+
+def test_labels_per_step_is_resolved_and_checked():
+    wide = Taxonomy([f"l{i}" for i in range(5000)], [None] * 5000)
+    assert make_model(wide).config.labels_per_step == 512  # "auto" above 4,096 labels
+    assert make_model(chain_taxonomy(2), graph_labels_per_step="3").config.labels_per_step == 3  # from the CLI
+    with pytest.raises(ValueError, match="graph_labels_per_step must be >= 1, 'auto' or None, got 0"):
         make_model(chain_taxonomy(2), graph_labels_per_step=0)
+    with pytest.raises(ValueError, match="graph_labels_per_step must be 'auto', 'all' or a number, got 'some'"):
+        make_model(chain_taxonomy(2), graph_labels_per_step="some")
