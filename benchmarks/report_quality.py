@@ -29,7 +29,7 @@ VARIANT_NAMES = {
 ABLATIONS = {
     "fusion": "fusion", "negative_mining": "mining", "tla_temperature": "τ", "tla_weight": "λ",
     "graph_learning_rate": "graph lr", "tla_projection_dim": "TLA projection", "graph_hidden_size": "graph width",
-    "graph_num_heads": "graph heads",
+    "graph_num_heads": "graph heads", "graph_labels_per_step": "labels per step", "graph_refresh_steps": "refresh steps",
 }
 COLUMNS = {  # header: results key without the split prefix; all are fractions, shown in percent
     "Micro-F1": "micro_f1",

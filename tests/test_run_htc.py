@@ -137,13 +137,15 @@ def test_embedded_icd10cm_slice(encoder_dir, tmp_path):
     run_script(["--model_name_or_path", encoder_dir, "--output_dir", str(out), "--do_train", "--do_eval",
                 "--do_predict", "--max_train_samples", "64", "--max_eval_samples", "32", "--max_predict_samples", "32",
                 "--max_steps", "3", "--per_device_train_batch_size", "16", "--max_seq_length", "24",
-                "--report_to", "none"])
+                "--graph_labels_per_step", "20", "--graph_refresh_steps", "2", "--report_to", "none"])
     results = read_json(out / "all_results.json")
     assert results["train_samples"] == 64 and results["predict_samples"] == 32
     assert "predict_baseline_macro_f1" in results
     config = read_json(out / "config.json")
     assert config["taxonomy"]["names"][0].startswith("Certain infectious and parasitic diseases")
     assert len([p for p in config["taxonomy"]["parents"] if p is None]) == 22  # ICD-10-CM chapters
+    # Trained on 20 of the 307 labels' features a step, across a refresh; evaluated on all.
+    assert (config["graph_labels_per_step"], config["graph_refresh_steps"]) == (20, 2)
 
 
 def test_resume_from_checkpoint_reaches_the_same_final_step(encoder_dir, data_dir, tmp_path):
