@@ -76,9 +76,9 @@ def test_a_training_step_recomputes_gold_and_top_labels_and_keeps_the_others(fus
     assert len(rows) == 10 and {0, 1, 3, 6, 12} <= set(rows.tolist())  # gold first, then the top-scored
     with torch.no_grad():
         now = model.graph_encoder(word_embeddings)
-    assert torch.allclose(fresh, now[rows], atol=1e-6)  # fresh: the current weights
+    assert torch.allclose(fresh, now[rows], atol=1e-5)  # fresh: the current weights
     # The others score with the features step 1 computed (refresh and fresh rows alike), not with today's.
-    assert torch.allclose(out.label_embeds, before, atol=1e-6)
+    assert torch.allclose(out.label_embeds, before, atol=1e-5)
     assert not torch.allclose(now, before, atol=1e-4)  # the weights did move
     features = out.label_embeds.index_copy(0, rows, fresh)
     text = out.text_embeds
@@ -102,12 +102,12 @@ def test_kept_features_are_refreshed_and_evaluation_computes_every_label():
     out = model(input_ids=input_ids, labels=labels)  # third step: refresh, then a fresh sample
     with torch.no_grad():
         now = model.graph_encoder(word_embeddings)
-    assert torch.allclose(out.label_embeds, now, atol=1e-6)
+    assert torch.allclose(out.label_embeds, now, atol=1e-5)
     model.eval()
     with torch.no_grad():
         evaluated = model(input_ids=input_ids, labels=labels)
-    assert torch.allclose(evaluated.label_embeds, now, atol=1e-6)
-    assert torch.allclose(evaluated.logits, model._logits(evaluated.text_embeds, now), atol=1e-6)
+    assert torch.allclose(evaluated.label_embeds, now, atol=1e-5)
+    assert torch.allclose(evaluated.logits, model._logits(evaluated.text_embeds, now), atol=1e-5)
 
 
 @pytest.mark.parametrize("per_step", [None, "all", 120, "auto"])  # "auto": every label below 4,096 labels
