@@ -100,8 +100,8 @@ class HTLAConfig(PretrainedConfig):
             every label costs several times the encoder's own step; on a small tree it costs accuracy (README,
             "Taxonomies of any shape").
         graph_refresh_steps (`int`, *optional*, defaults to 100):
-            With `graph_labels_per_step`, how many training steps pass between two recomputations of every label's
-            features.
+            With `graph_labels_per_step`, how many training forward passes (micro-batches, with gradient
+            accumulation) pass between two recomputations of every label's features.
         use_tla (`bool`, *optional*, defaults to `use_graph_encoder`):
             Add the Text-Label Alignment loss; `False` gives the paper's "BERT-GPTrans" (BCE only). It needs the graph
             encoder, so by default it is on with the graph encoder and off for the flat classifier.
