@@ -166,8 +166,13 @@ def _csr(crow: torch.Tensor, col: torch.Tensor, values: torch.Tensor, columns: i
 
 
 def _sparse_dtype(x: torch.Tensor) -> torch.dtype:
-    """The sparse kernels take float32/float64 only (not bfloat16 or float16 on CPU): others run in float32."""
+    """The sparse kernels take float32/float64 only (not bfloat16 or float16 on CPU): others run in float32, with
+    autocast off around them (`_no_autocast`), which would cast them back."""
     return x.dtype if x.dtype in (torch.float32, torch.float64) else torch.float32
+
+
+def _no_autocast(x: torch.Tensor):
+    return torch.autocast(x.device.type, enabled=False)
 
 
 def _sddmm(x: torch.Tensor, y: torch.Tensor, crow: torch.Tensor, col: torch.Tensor) -> torch.Tensor:
@@ -175,7 +180,8 @@ def _sddmm(x: torch.Tensor, y: torch.Tensor, crow: torch.Tensor, col: torch.Tens
     `y` `[h, columns, d]`."""
     dtype = _sparse_dtype(x)
     pattern = _csr(crow, col, x.new_zeros(col.shape[0], dtype=dtype), y.shape[1])
-    out = [torch.sparse.sampled_addmm(pattern, xh, yh.T, beta=0).values() for xh, yh in zip(x.to(dtype), y.to(dtype))]
+    with _no_autocast(x):
+        out = [torch.sparse.sampled_addmm(pattern, xh, yh.T, beta=0).values() for xh, yh in zip(x.to(dtype), y.to(dtype))]
     return torch.stack(out).to(x.dtype)
 
 
@@ -184,7 +190,9 @@ def _spmm(values: torch.Tensor, y: torch.Tensor, crow: torch.Tensor, col: torch.
     `y` `[h, columns, d]`."""
     dtype = _sparse_dtype(y)
     values, dense = values.to(dtype), y.to(dtype)
-    return torch.stack([_csr(crow, col, vh, y.shape[1]) @ yh for vh, yh in zip(values, dense)]).to(y.dtype)
+    with _no_autocast(y):
+        out = [_csr(crow, col, vh, y.shape[1]) @ yh for vh, yh in zip(values, dense)]
+    return torch.stack(out).to(y.dtype)
 
 
 class PairDot(torch.autograd.Function):

@@ -126,3 +126,17 @@ def test_labels_per_step_is_resolved_and_checked():
         make_model(chain_taxonomy(2), graph_labels_per_step=0)
     with pytest.raises(ValueError, match="graph_labels_per_step must be 'auto', 'all' or a number, got 'some'"):
         make_model(chain_taxonomy(2), graph_labels_per_step="some")
+
+
+@pytest.mark.parametrize("per_step", [10, None])
+def test_sparse_graph_trains_and_evaluates_under_bfloat16_autocast(per_step):
+    # The sparse kernels have no bfloat16 CPU implementation: they run in float32 with autocast off around them.
+    model, input_ids, labels = sampled_model("add", True, per_step=per_step)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(input_ids=input_ids, labels=labels)
+    out.loss.backward()
+    assert torch.isfinite(out.loss) and model.graph_encoder.layers[0].attention.qkv.weight.grad.abs().sum() > 0
+    model.eval()
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        logits = model(input_ids=input_ids).logits
+    assert logits.shape == labels.shape and torch.isfinite(logits).all()
