@@ -95,9 +95,9 @@ class LabelTree:
         name_offsets, name_ids = self._arrays["name_offsets"], self._arrays["name_ids"]
         lengths = np.diff(np.append(name_offsets, len(name_ids)))[labels]
         token = np.arange(lengths.sum()) + np.repeat(name_offsets[labels] - np.cumsum(lengths) + lengths, lengths)
-        shared = {"ancestor_rows": self._arrays["ancestor_rows"], "ancestor_cols": self._arrays["ancestor_cols"],
-                  "labels": labels, "name_ids": name_ids[token],
-                  "name_offsets": np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)}
+        names = {"labels": labels, "name_ids": name_ids[token],
+                 "name_offsets": np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)}
+        whole = self.to(device)  # the ancestor pairs of every label: the edge features' path sums need them all
         trees = []
         for layer in range(num_layers):
             outputs, inputs = len(sets[num_layers - 1 - layer]), len(sets[num_layers - layer])
@@ -105,13 +105,12 @@ class LabelTree:
             source, tail = position[:pairs], target[:pairs]
             by_target = np.lexsort((source, tail))
             arrays = dict(
-                shared if layer == 0 else {}, source=source, target=tail, lca=lca[:pairs], distance=distance[:pairs],
+                names if layer == 0 else {}, source=source, target=tail, lca=lca[:pairs], distance=distance[:pairs],
                 label_source=labels[source], label_target=labels[tail], crow=crow[: outputs + 1],
                 by_target=by_target, source_by_target=source[by_target], crow_by_target=_row_pointers(tail, inputs),
             )
-            trees.append({key: torch.from_numpy(np.ascontiguousarray(v)).to(device) for key, v in arrays.items()})
-        for tree in trees[1:]:
-            tree.update(ancestor_rows=trees[0]["ancestor_rows"], ancestor_cols=trees[0]["ancestor_cols"])
+            tree = {key: torch.from_numpy(np.ascontiguousarray(v)).to(device) for key, v in arrays.items()}
+            trees.append(tree | {key: whole[key] for key in ("ancestor_rows", "ancestor_cols")})
         return trees
 
 

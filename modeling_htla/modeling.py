@@ -250,7 +250,7 @@ class HTLAModel(HTLAPreTrainedModel):
 
     def _samples_labels(self, labels: torch.Tensor | None) -> bool:
         """Whether this forward pass recomputes only some labels' features (`graph_labels_per_step`)."""
-        return (self.training and labels is not None and torch.is_grad_enabled()
+        return (self.graph_encoder is not None and self.training and labels is not None and torch.is_grad_enabled()
                 and self.config.labels_per_step is not None)
 
     def step_scores(self, text: torch.Tensor, labels: torch.Tensor):
@@ -337,7 +337,7 @@ class HTLAModel(HTLAPreTrainedModel):
         """
         text = self.dropout(self.encode_text(input_ids, attention_mask, token_type_ids))  # [B, H]
         label_features = similarity = None
-        if self.graph_encoder is not None and self._samples_labels(labels):
+        if self._samples_labels(labels):
             logits, similarity, label_features = self.step_scores(text, labels)
         else:
             if self.graph_encoder is not None:
@@ -353,7 +353,6 @@ class HTLAModel(HTLAPreTrainedModel):
         )
         use_dict = return_dict if return_dict is not None else self.config.return_dict
         return output if use_dict else output.to_tuple()
-
 
     def _logits(self, text: torch.Tensor, label_features: torch.Tensor | None, rows=None) -> torch.Tensor:
         """`[B, L]` logits of the text features `[B, H]` with the label features `[L, H]` (`None`: flat), or `[B, K]`
