@@ -8,7 +8,7 @@ export HF_DATASETS_OFFLINE ?= 1
 export HF_EVALUATE_OFFLINE ?= 1
 export GRADIO_ANALYTICS_ENABLED ?= False
 
-.PHONY: install demo app test
+.PHONY: install browser demo app test
 install: $(VENV)/.installed
 
 $(VENV)/.installed: setup.cfg pyproject.toml
@@ -24,5 +24,14 @@ demo: install  ## train, evaluate and test HTLA on the embedded ICD-10-CM data (
 app: install  ## the Gradio demo on what `make demo` trained, at http://127.0.0.1:7860
 	$(PY) -m modeling_htla.demo outputs/htla-icd10cm
 
-test: install  ## the test suite
+# The demo's browser test drives Debian's headless Chromium and its driver: installed here when missing and this
+# user may (root, or sudo without a password); otherwise that one test skips naming this command (never under CI=true).
+BROWSER_PACKAGES := chromium chromium-driver
+browser:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ]; then apt-get update -q && apt-get install -y -q $(BROWSER_PACKAGES); \
+	elif sudo -n true 2>/dev/null; then sudo apt-get update -q && sudo apt-get install -y -q $(BROWSER_PACKAGES); \
+	else echo "make: no root to install Chromium; the browser test will skip (run: sudo apt-get install -y $(BROWSER_PACKAGES))"; fi
+
+test: install browser  ## the test suite
 	$(PY) -m pytest -q
