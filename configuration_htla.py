@@ -121,6 +121,18 @@ class HTLAConfig(PretrainedConfig):
             Negatives per text for `"hard"`/`"random"`; default `None` takes as many as the text has gold labels.
         initializer_range (`float`, *optional*, defaults to 0.02):
             Standard deviation of the initialization of the new (graph and head) weights.
+        decision_thresholds (`list[float]`, *optional*):
+            One probability threshold per taxonomy level (depth 1 first) above which a label is predicted, learned on
+            the validation split after training (`modeling_htla.thresholds`: one global threshold or one per level,
+            whichever keeps more Macro-F1 on held-out halves of that split). Every prediction path reads them
+            (`label_thresholds`): `run_htc.py --do_predict`, both pipelines, `handler.py`, the demo. `None` (a model
+            trained without a validation split, or saved before thresholds were learned) predicts at 0.5.
+
+    The defaults are the paper's HTLA (additive fusion, [CLS] pooling, TLA on with the graph), not the setting
+    `run_htc.py` trains by default (the hybrid head with BCE only, which wins in this project's measurements, README
+    "Results"). They stay the paper's because this class describes the published model, and because a saved
+    `config.json` leaves out every value equal to the class default: a checkpoint saved with `fusion="add"` has no
+    `fusion` key and would load as another model if the default changed.
     """
 
     model_type = "htla"
@@ -153,6 +165,7 @@ class HTLAConfig(PretrainedConfig):
         negative_mining: str = "hard",
         num_negatives: int | None = None,
         initializer_range: float = 0.02,
+        decision_thresholds: list[float] | None = None,
         **kwargs,
     ):
         if text_config is None:
@@ -209,6 +222,11 @@ class HTLAConfig(PretrainedConfig):
             raise ValueError(f"tla_projection_dim must be >= 1 or None, got {tla_projection_dim}")
         if num_negatives is not None and num_negatives < 1:
             raise ValueError(f"num_negatives must be >= 1 or None, got {num_negatives}")
+        if decision_thresholds is not None and (
+            not isinstance(decision_thresholds, (list, tuple)) or not decision_thresholds
+            or not all(isinstance(t, (int, float)) and not isinstance(t, bool) and 0 <= t <= 1 for t in decision_thresholds)
+        ):
+            raise ValueError(f"decision_thresholds: expected a list of numbers in [0, 1], one per level, got {decision_thresholds!r}")
         if use_tla is None:
             use_tla = use_graph_encoder
         if use_tla and not use_graph_encoder:
@@ -250,6 +268,7 @@ class HTLAConfig(PretrainedConfig):
         self.negative_mining = negative_mining
         self.num_negatives = num_negatives
         self.initializer_range = initializer_range
+        self.decision_thresholds = None if decision_thresholds is None else [float(t) for t in decision_thresholds]
 
         kwargs["id2label"] = dict(enumerate(tax.labels))
         kwargs["label2id"] = dict(tax.label2id)
@@ -282,6 +301,11 @@ class HTLAConfig(PretrainedConfig):
         if per_step == "auto":
             per_step = SAMPLED_GRAPH_LABELS if labels > SAMPLED_GRAPH_MIN_LABELS else None
         return per_step if per_step is not None and per_step < labels else None
+
+    def label_thresholds(self) -> list[float]:
+        """The decision threshold of every label (`[L]`, in label order): its level's learned threshold (a level
+        deeper than those learned takes the deepest one's), or 0.5 without learned thresholds."""
+        return self.get_taxonomy().per_label(self.decision_thresholds or [0.5])
 
     def get_taxonomy(self) -> Taxonomy:
         """The label tree as a `Taxonomy`."""

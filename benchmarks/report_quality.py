@@ -24,10 +24,10 @@ VARIANT_NAMES = {
     "bce": "BERT-GPTrans (graph, BCE only)",
     "htla": "HTLA (graph, BCE + TLA)",
     "dot": "HTLA, dot fusion (λ 0.1)",
-    "recommended": "Recommended: graph, hybrid head, BCE only",
+    "recommended": "Default: graph, hybrid head, BCE only",
 }
 ABLATIONS = {
-    "fusion": "fusion", "negative_mining": "mining", "tla_temperature": "τ", "tla_weight": "λ",
+    "use_tla": "TLA", "fusion": "fusion", "negative_mining": "mining", "tla_temperature": "τ", "tla_weight": "λ",
     "graph_learning_rate": "graph lr", "tla_projection_dim": "TLA projection", "graph_hidden_size": "graph width",
     "graph_num_heads": "graph heads", "graph_labels_per_step": "labels per step", "graph_refresh_steps": "refresh steps",
 }
@@ -43,10 +43,11 @@ COLUMNS = {  # header: results key without the split prefix; all are fractions, 
 
 @dataclass
 class Row:
-    """All seeds of one setting: a variant plus the ablation values it overrides."""
+    """All seeds of one setting: a variant plus the ablation values it overrides, at one training budget."""
 
     variant: str
     ablation: tuple[tuple[str, str], ...]
+    budget: str = "1 epoch"
     runs: list[dict] = field(default_factory=list)
 
     @property
@@ -85,25 +86,60 @@ def load_rows(results_dir: Path, dataset: str = "20newsgroups") -> list[Row]:
         if run.get("benchmark") != dataset or "results" not in run:
             continue
         settings = run.get("settings", {})
-        # The settings of a variant defined by an example file are not an ablation of it; the flags on top of it are.
-        changed = run.get("overrides", {}) if run["variant"] in ("recommended", "dot") else settings
+        # The flags on top of a variant are its ablation; runs saved before `overrides` was recorded tell them by
+        # their settings (none of which set use_tla as a flag).
+        changed = run["overrides"] if run.get("overrides") is not None else \
+            {key: value for key, value in settings.items() if key != "use_tla"}
         ablation = tuple((key, str(changed[key])) for key in ABLATIONS if key in changed)
-        key = (run["variant"], ablation)
-        rows.setdefault(key, Row(run["variant"], ablation)).runs.append(run)
+        key = (run["variant"], ablation, budget(settings))
+        rows.setdefault(key, Row(*key)).runs.append(run)
     order = list(VARIANT_NAMES)
     return sorted(rows.values(), key=lambda row: (
-        row.is_ablation, order.index(row.variant) if row.variant in order else 99, row.ablation
+        row.budget.startswith("≤"), row.is_ablation, order.index(row.variant) if row.variant in order else 99,
+        row.ablation
     ))
+
+
+def budget(settings: dict) -> str:
+    """How long a run trained: one epoch, or to convergence under early stopping with an epoch cap."""
+    if settings.get("early_stopping_patience"):
+        return f"≤{settings['num_train_epochs']} epochs, early stopping"
+    if "num_train_epochs" not in settings:
+        return "–"  # not trained by epochs (TF-IDF)
+    epochs = settings["num_train_epochs"]
+    return f"{epochs:g} epoch" + ("s" if epochs != 1 else "")
 
 
 def markdown_table(rows: list[Row], split: str = "predict") -> str:
     """Test (or validation, `split="eval"`) figures, one line per setting, plus seeds and training minutes."""
-    header = ["Setting", "Seeds", *COLUMNS, "Train min"]
+    header = ["Setting", "Budget", "Seeds", *COLUMNS, "Train min"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
-        cells = [row.name, ", ".join(map(str, row.seeds))]
+        cells = [row.name, row.budget, ", ".join(map(str, row.seeds))]
         cells += [_cell([value * 100 for value in row.values(f"{split}_{key}")]) for key in COLUMNS.values()]
         cells.append(_cell([seconds / 60 for seconds in row.values("train_runtime")]))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+THRESHOLD_COLUMNS = {"Micro-F1": "micro_f1", "Macro-F1": "macro_f1", "P5": "p5_macro_f1"}
+
+
+def threshold_table(rows: list[Row]) -> str:
+    """Test figures at 0.5 and at the decision thresholds learned on validation, for the rows that have both."""
+    header = ["Setting", "Budget", "Seeds", *(f"{name} at 0.5" for name in THRESHOLD_COLUMNS),
+              *(f"{name} learned" for name in THRESHOLD_COLUMNS), "Strategy"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in rows:
+        if not row.values("predict_learned_macro_f1"):
+            continue
+        runs = [run for run in row.runs if "predict_learned_macro_f1" in run["results"]]
+        picked = Row(row.variant, row.ablation, row.budget, runs)
+        cells = [row.name, row.budget, ", ".join(map(str, picked.seeds))]
+        for infix in ("", "learned_"):
+            cells += [_cell([100 * value for value in picked.values(f"predict_{infix}{key}")])
+                      for key in THRESHOLD_COLUMNS.values()]
+        cells.append(", ".join(run["results"].get("eval_threshold_strategy", "–") for run in runs))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -188,6 +224,8 @@ def main(argv: list[str] | None = None) -> None:
     print(markdown_table(rows))
     print("\nValidation set:\n")
     print(markdown_table(rows, split="eval"))
+    print("\nTest set, at 0.5 and at the thresholds learned on validation:\n")
+    print(threshold_table(rows))
     if args.dataset == "20newsgroups":
         for path in plot(rows, args.output_dir or args.results_dir):
             print(f"wrote {path}")

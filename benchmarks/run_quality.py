@@ -24,7 +24,7 @@ from pathlib import Path
 
 import yaml
 
-from common import save_result
+from common import RESULTS_DIR, save_result
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
@@ -67,12 +67,32 @@ def base_settings(dataset: str) -> dict:
     return {key: str((ROOT / value).resolve()) if key in DATA_FILES else value for key, value in settings.items()}
 
 
+def add_learned_thresholds(run_htc, name: str, settings: dict) -> None:
+    """Evaluate the checkpoint of a finished run again, learning thresholds on its validation split, and merge the
+    threshold keys and the `*_learned_*` figures into `benchmarks/results/<name>.json`."""
+    checkpoint = Path(settings["output_dir"])
+    output = checkpoint / "learned-thresholds"
+    run_htc.main(run_htc.settings_to_argv(dict(settings, model_name_or_path=str(checkpoint), do_train=False,
+                                               learn_thresholds=True, output_dir=str(output))))
+    results = json.loads((output / "all_results.json").read_text())
+    path = RESULTS_DIR / f"{name}.json"
+    saved = json.loads(path.read_text())
+    saved["results"].update({key: value for key, value in results.items() if "_learned_" in key or "_threshold" in key})
+    saved["thresholds_learned_after"] = " ".join(["python", *sys.argv])
+    path.write_text(json.dumps(saved, indent=2) + "\n", encoding="utf-8")
+    print(f"updated {path}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", choices=["20newsgroups", "icd10cm"], default="20newsgroups")
     parser.add_argument("--variant", choices=sorted(VARIANTS), default="htla")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--converge", action="store_true", help="train to convergence (CONVERGE) instead of 1 epoch")
+    parser.add_argument("--learn_thresholds_only", action="store_true",
+                        help="do not train: learn decision thresholds on the validation split for the checkpoint a "
+                        "finished run left in outputs/<name> and add the figures at them (*_learned_*) to its result "
+                        "file (for runs made before run_htc.py learned thresholds)")
     for key, kind in ABLATIONS.items():
         parser.add_argument(f"--{key}", type=kind, default=None)
     args = parser.parse_args()
@@ -89,6 +109,9 @@ def main() -> None:
     name += "".join(f"_{key}{value}" for key, value in overrides.items())
     settings = {key: value for key, value in settings.items() if value is not None}
     settings["output_dir"] = str(ROOT / "outputs" / name)
+    if args.learn_thresholds_only:
+        add_learned_thresholds(run_htc, name, settings)
+        return
     start = time.time()
     run_htc.main(run_htc.settings_to_argv(settings))
     output = Path(settings["output_dir"])

@@ -2,9 +2,10 @@
 `EndpointHandler` class in the model repository).
 
 Requests are the text-classification task's: `{"inputs": str | list[str], "parameters": {"top_k": k,
-"function_to_apply": "sigmoid" | "softmax" | "none"}}` answers, per text, the labels sorted by score (every label
-unless `top_k` is given), each `{"label", "name", "score"}`; `{"parameters": {"output": "paths", "threshold": t}}`
-answers the label paths the tree allows instead. The file imports only transformers: the model, its pipelines and
+"function_to_apply": "sigmoid" | "softmax" | "none", "threshold": t}}` answers, per text, the labels sorted by score
+(every label unless `top_k` is given), each `{"label", "name", "score", "predicted"}`; `{"parameters": {"output":
+"paths", "threshold": t}}` answers the label paths the tree allows instead. Labels are decided at the model's decision
+thresholds (learned per level on validation) unless `threshold` gives one number, or one per level. The file imports only transformers: the model, its pipelines and
 taxonomy come from the checkpoint folder itself (`trust_remote_code`), so serving needs neither network nor the htla
 package.
 """
@@ -19,7 +20,7 @@ from transformers.dynamic_module_utils import get_class_from_dynamic_module
 LABELS_TASK = "text-classification"
 PATHS_TASK = "hierarchical-text-classification"
 # `parameters.output` -> the pipeline that answers and the parameters it takes.
-OUTPUTS = {"labels": (LABELS_TASK, ("top_k", "function_to_apply")), "paths": (PATHS_TASK, ("threshold",))}
+OUTPUTS = {"labels": (LABELS_TASK, ("top_k", "function_to_apply", "threshold")), "paths": (PATHS_TASK, ("threshold",))}
 
 
 class EndpointHandler:

@@ -127,10 +127,19 @@ def model_card(
                  for d in sorted(per_level)]
         results = "| labels | Micro-F1 | Macro-F1 |\n| --- | --- | --- |\n" + "\n".join(
             f"| {name} | {_percent(micro)} | {_percent(macro)} |" for name, micro, macro in rows)
-        results += f"\n\nMeasured on the {metrics_split} split of {dataset_name} (sigmoid > 0.5; Macro-F1 is the mean " \
-                   "per-label F1 over all taxonomy labels)."
+        if "learned_micro_f1" in metrics:
+            results += f"\n| all labels, learned thresholds | {_percent(metrics['learned_micro_f1'])} | " \
+                       f"{_percent(metrics['learned_macro_f1'])} |"
+        results += f"\n\nMeasured on the {metrics_split} split of {dataset_name} (sigmoid > 0.5 unless the row says " \
+                   "otherwise; Macro-F1 is the mean per-label F1 over all taxonomy labels)."
     else:
         results = "No evaluation results were recorded for this checkpoint."
+    if config.decision_thresholds:
+        results += "\n\n**Decision thresholds**, learned on the validation split to maximize its Macro-F1 and used by " \
+                   "both pipelines, `handler.py` and the demo unless a call gives `threshold`: " + ", ".join(
+                       f"level {depth} {value:.2f}" for depth, value in enumerate(config.decision_thresholds, 1)) + "."
+    else:
+        results += "\n\nLabels are predicted at a score above 0.5 (no thresholds were learned)."
     texts = [entry["text"] for entry in widget or []]
     example = (texts or ["A document to classify."])[0].replace('"', "'")[:200]
     if config.use_graph_encoder:
@@ -181,11 +190,11 @@ from transformers import pipeline
 
 # One sigmoid score per label, best first:
 classifier = pipeline("text-classification", model="{model_name}", trust_remote_code=True, top_k=5)
-classifier("{example}")   # [{{"label": ..., "name": ..., "score": ...}}, ...]
+classifier("{example}")   # [{{"label": ..., "name": ..., "score": ..., "predicted": ...}}, ...]
 
 # Label paths consistent with the tree:
 htc = pipeline("hierarchical-text-classification", model="{model_name}", trust_remote_code=True)
-htc(["{example}"], threshold=0.5)   # [[{{"label": "a > b", "name": "A > B", "score": ...}}]]
+htc(["{example}"])   # at the decision thresholds: [[{{"label": "a > b", "name": "A > B", "score": ...}}]]
 ```
 
 ```python
@@ -198,10 +207,12 @@ probabilities = model(**tokenizer("{example}", return_tensors="pt")).logits.sigm
 
 **Inference Endpoints.** This repository holds a custom `handler.py`: deploy it as an Inference Endpoint and send
 `{{"inputs": "a text", "parameters": {{"top_k": 5}}}}` for label scores, or
-`{{"inputs": "a text", "parameters": {{"output": "paths", "threshold": 0.5}}}}` for the predicted paths.
+`{{"inputs": "a text", "parameters": {{"output": "paths"}}}}` for the predicted paths (`"threshold"` overrides the
+decision thresholds: one number, or one per level).
 
 **Demo.** `python -m modeling_htla.space {model_name} --output_dir space/` (in the htla repository) writes a Gradio
-Space for this model: predicted paths, scores per level and the whole tree with a threshold slider.
+Space for this model: predicted paths, scores per level and the whole tree, with a threshold slider per level that
+starts at the decision thresholds.
 
 ## Limitations
 

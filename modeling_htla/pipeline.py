@@ -3,29 +3,60 @@ predicted label paths consistent with the tree.
 
 Both answer a label by its identifier in `label` (what `config.id2label` holds, so `config.label2id[answer["label"]]`
 keeps working) and by its readable name in `name` (the taxonomy's names; the identifier when a label has none).
+
+Both decide labels at the model's decision thresholds (`config.decision_thresholds`, learned per level on validation
+by `run_htc.py`; 0.5 without them) unless the call gives `threshold`: one number for every label, or one per level.
 """
 
 from __future__ import annotations
 
 from functools import cached_property
 
+import numpy as np
 from transformers import Pipeline, TextClassificationPipeline
 from transformers.pipelines.text_classification import ClassificationFunction
 
 from .decoding import decode_scores, path_answer, path_ends
 
 
+def check_threshold(threshold, num_levels: int):
+    """`threshold` as a call gives it (`None`, a number, or one number per level), or a one-line `ValueError`."""
+
+    def is_probability(value) -> bool:
+        return not isinstance(value, bool) and isinstance(value, (int, float)) and 0 <= value <= 1
+
+    if threshold is None or is_probability(threshold):
+        return threshold
+    if isinstance(threshold, (list, tuple)) and len(threshold) == num_levels and all(map(is_probability, threshold)):
+        return list(threshold)
+    raise ValueError(f"threshold: expected a number between 0 and 1, or {num_levels} of them (one per level), "
+                     f"got {threshold!r}")
+
+
+def label_thresholds(config, threshold=None) -> np.ndarray:
+    """Every label's decision threshold `[L]`: the call's `threshold` (checked by `check_threshold`) or the model's."""
+    if threshold is None:
+        return np.asarray(config.label_thresholds())
+    if isinstance(threshold, list):
+        return np.asarray(config.get_taxonomy().per_label(threshold))
+    return np.full(len(config.id2label), float(threshold))
+
+
 class HTLATextClassificationPipeline(TextClassificationPipeline):
     """transformers' `text-classification` pipeline (sigmoid scores, `top_k`, `function_to_apply`), each answer with
-    the label's readable `name` next to its identifier `label`."""
+    the label's readable `name` next to its identifier `label`, and `predicted`: whether the label's sigmoid score is
+    above its decision threshold (`threshold` when the call gives one)."""
 
-    def _sanitize_parameters(self, function_to_apply=None, top_k="", **tokenizer_kwargs):
+    def _sanitize_parameters(self, function_to_apply=None, top_k="", threshold=None, **tokenizer_kwargs):
         if isinstance(function_to_apply, str) and function_to_apply.upper() not in ClassificationFunction.__members__:
             raise ValueError(f"function_to_apply: expected one of {[f.value for f in ClassificationFunction]}, "
                              f"got {function_to_apply!r}")
         if top_k not in ("", None) and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
             raise ValueError(f"top_k: expected a positive integer or None (every label), got {top_k!r}")
-        return super()._sanitize_parameters(function_to_apply=function_to_apply, top_k=top_k, **tokenizer_kwargs)
+        threshold = check_threshold(threshold, self.model.config.get_taxonomy().num_levels)
+        preprocess, forward, postprocess = super()._sanitize_parameters(
+            function_to_apply=function_to_apply, top_k=top_k, **tokenizer_kwargs)
+        return preprocess, forward, {**postprocess, "threshold": threshold}
 
     @cached_property
     def label_names(self) -> dict[str, str]:
@@ -33,11 +64,14 @@ class HTLATextClassificationPipeline(TextClassificationPipeline):
         taxonomy = self.model.config.taxonomy
         return dict(zip(taxonomy["labels"], taxonomy["names"]))
 
-    def postprocess(self, model_outputs, **kwargs):
+    def postprocess(self, model_outputs, threshold=None, **kwargs):
         result = super().postprocess(model_outputs, **kwargs)
+        predicted = model_outputs["logits"][0].float().sigmoid().numpy() > label_thresholds(self.model.config, threshold)
+        label2id = self.model.config.label2id
 
         def named(answer: dict) -> dict:
-            return {"label": answer["label"], "name": self.label_names[answer["label"]], "score": answer["score"]}
+            return {"label": answer["label"], "name": self.label_names[answer["label"]], "score": answer["score"],
+                    "predicted": bool(predicted[label2id[answer["label"]]])}
 
         return [named(answer) for answer in result] if isinstance(result, list) else named(result)
 
@@ -47,7 +81,8 @@ class HierarchicalTextClassificationPipeline(Pipeline):
     with the score of their deepest label.
 
     A child label is kept only under a kept parent (top-down decoding), so every answer is a sub-tree of the
-    taxonomy. Call arguments: `threshold` (default 0.5), `max_length` (tokens kept per text, default the model's).
+    taxonomy. Call arguments: `threshold` (one number, or one per level; default the model's decision thresholds),
+    `max_length` (tokens kept per text, default the model's).
     """
 
     _load_processor = False
@@ -55,13 +90,10 @@ class HierarchicalTextClassificationPipeline(Pipeline):
     _load_feature_extractor = False
     _load_tokenizer = True
 
-    def _sanitize_parameters(self, threshold: float | None = None, max_length: int | None = None, **kwargs):
-        if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float))
-                                      or not 0 <= threshold <= 1):
-            raise ValueError(f"threshold: expected a number between 0 and 1, got {threshold!r}")
+    def _sanitize_parameters(self, threshold=None, max_length: int | None = None, **kwargs):
+        threshold = check_threshold(threshold, self.taxonomy.num_levels)
         preprocess = {"max_length": max_length} if max_length is not None else {}
-        postprocess = {"threshold": threshold} if threshold is not None else {}
-        return preprocess, {}, postprocess
+        return preprocess, {}, {"threshold": threshold}
 
     @cached_property
     def taxonomy(self):
@@ -76,9 +108,10 @@ class HierarchicalTextClassificationPipeline(Pipeline):
     def _forward(self, inputs):
         return {"logits": self.model(**inputs).logits}
 
-    def postprocess(self, outputs, threshold: float = 0.5):
+    def postprocess(self, outputs, threshold=None):
         scores = outputs["logits"][0].float().sigmoid().numpy()
-        chosen = decode_scores(scores[None], self.taxonomy, threshold, "consistent")[0]
+        chosen = decode_scores(scores[None], self.taxonomy, label_thresholds(self.model.config, threshold),
+                               "consistent")[0]
         return [path_answer(self.taxonomy, j, score) for j, score in path_ends(scores, chosen, self.taxonomy)]
 
 

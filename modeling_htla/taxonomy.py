@@ -354,6 +354,11 @@ class Taxonomy:
             label_id = self.parent_ids[label_id]
         return chain[::-1]
 
+    def per_label(self, level_values: Sequence[float]) -> list[float]:
+        """One value per label from one per level (depth 1 first), e.g. decision thresholds; a label deeper than the
+        values given takes the deepest one."""
+        return [level_values[min(depth, len(level_values)) - 1] for depth in self.depths]
+
     def path(self, label_id: int, separator: str = PATH_SEPARATOR) -> str:
         """The label's path from the top (``"comp > comp.sys"``, ``"Medical > Depression"``)."""
         return separator.join(self._parts[label_id])

@@ -114,10 +114,11 @@ def labels_of(taxonomy: Taxonomy, vector) -> list[str]:
     return [label for label, value in zip(taxonomy.labels, vector) if value > 0.5]
 
 
-def path_ends(taxonomy: Taxonomy, probabilities, threshold: float) -> list[int]:
-    """Ends of the predicted paths, best first: labels above the threshold with every ancestor, none of whose children
-    is; computed here by walking the tree, independently of the package's decoder."""
-    kept = [all(probabilities[a] > threshold for a in taxonomy.ancestors(j)) for j in range(len(taxonomy))]
+def path_ends(taxonomy: Taxonomy, probabilities, threshold) -> list[int]:
+    """Ends of the predicted paths, best first: labels above the threshold (one number, or one per label) with every
+    ancestor, none of whose children is; computed here by walking the tree, independently of the package's decoder."""
+    limits = [threshold] * len(taxonomy) if isinstance(threshold, (int, float)) else list(threshold)
+    kept = [all(probabilities[a] > limits[a] for a in taxonomy.ancestors(j)) for j in range(len(taxonomy))]
     ends = [j for j in range(len(taxonomy)) if kept[j] and not any(kept[c] for c in taxonomy.children[j])]
     return sorted(ends, key=lambda j: -float(probabilities[j]))
 

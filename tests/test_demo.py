@@ -124,7 +124,14 @@ def pipelines(out) -> tuple:
             pipeline("text-classification", model=str(out), trust_remote_code=True))
 
 
-def pipelines_view(out, text: str, threshold: float) -> tuple[list[str], list[tuple[str, float]]]:
+def slider_starts(out) -> list[float]:
+    """Where the app's sliders start: the checkpoint's decision threshold of each level."""
+    config = HTLAModel.from_pretrained(out).config
+    tax = config.get_taxonomy()
+    return [config.label_thresholds()[tax.depths.index(depth)] for depth in range(1, tax.num_levels + 1)]
+
+
+def pipelines_view(out, text: str, threshold: list[float]) -> tuple[list[str], list[tuple[str, float]]]:
     """What the app should show for `text`, from transformers' pipelines on the checkpoint: each predicted path of
     the hierarchical-text-classification pipeline with its score, and the top level-1 scores of the
     text-classification pipeline, labels written as a person reads them."""
@@ -153,9 +160,10 @@ def assert_same_view(got, expected):
 
 def test_app_answers_gradio_client_with_the_pipelines_paths(client):
     out, app, text = client
-    _, level1 = pipelines_view(out, text, 0.5)
+    starts = slider_starts(out)
+    _, level1 = pipelines_view(out, text, starts)
     threshold = math.floor(100 * level1[0][1]) / 100  # just under the best first level: at least one path
-    expected = pipelines_view(out, text, threshold)
+    expected = pipelines_view(out, text, [threshold, *starts[1:]])  # the other levels' sliders keep their start
     assert expected[0]
     assert_same_view(app_view(app.predict(text, threshold, api_name="/classify")), expected)
     assert [endpoint for endpoint in app.view_api(print_info=False, return_format="dict")["named_endpoints"]] == \
@@ -172,7 +180,8 @@ APP_EDGE = [
     ("100000-chars", (LONG,), {}, None),
     ("threshold-above-1", (TEXT, 2), {}, "threshold: expected a number between 0 and 1, got 2"),
     ("threshold-None", (TEXT, None), {}, "threshold: expected a number between 0 and 1, got None"),
-    ("extra-value", (TEXT, 0.5, "top_k=3"), {}, None),  # Gradio passes the declared inputs only
+    ("extra-value", (TEXT, 0.5, 0.5, "top_k=3"), {}, None),  # Gradio passes the declared inputs only (both trees
+    # here have 2 levels: the text and two thresholds)
 ]
 
 
@@ -185,12 +194,17 @@ def test_app_answers_bad_input_with_a_prediction_or_one_line(client, case):
             app.predict(*args, api_name="/classify", **kwargs)
         assert str(raised.value) == error  # the gr.Error's message, not "the upstream Gradio app has raised…"
         return
-    text, threshold = args[0], args[1] if len(args) > 1 else 0.5  # the slider's start
+    starts = slider_starts(out)
+    given = list(args[1:1 + len(starts)])
+    thresholds = [*given, *starts[len(given):]]  # the level sliders not given keep their start
     assert_same_view(app_view(app.predict(*args, api_name="/classify", **kwargs)),
-                     pipelines_view(out, text, threshold))
+                     pipelines_view(out, args[0], thresholds))
 
 
 def test_app_names_an_unknown_parameter(client):
-    _, app, _ = client
+    out, app, _ = client
+    parameters = app.view_api(print_info=False, return_format="dict")["named_endpoints"]["/classify"]["parameters"]
+    names = [parameter["parameter_name"] for parameter in parameters]
+    assert len(names) == 1 + len(slider_starts(out))  # the text and one threshold per level
     with pytest.raises(TypeError, match="Parameter `top_k` is not a valid key-word argument"):
-        app.predict(text=TEXT, threshold=0.5, top_k=3, api_name="/classify")
+        app.predict(**{names[0]: TEXT, names[1]: 0.5}, top_k=3, api_name="/classify")

@@ -81,7 +81,24 @@ def test_20newsgroups_config_runs_as_written(name, encoder_dir, data_dir, tmp_pa
     config_file.write_text(yaml.safe_dump(settings), encoding="utf-8")
     run_script([str(config_file)])
     config = read_json(tmp_path / "out" / "config.json")
-    assert (config["use_graph_encoder"], config["fusion"]) == (
-        {"20newsgroups_flat": (False, "add"), "20newsgroups_dot": (True, "dot"),
-         "20newsgroups_recommended": (True, "hybrid")}.get(name, (True, "add")))
+    assert (config["use_graph_encoder"], config.get("fusion", "add"), config.get("use_tla", True)) == {
+        "20newsgroups": (True, "add", True), "20newsgroups_dot": (True, "dot", True),
+        "20newsgroups_recommended": (True, "hybrid", False)}.get(name, (False, config.get("fusion", "add"), False))
     assert 0.0 <= read_json(tmp_path / "out" / "predict_results.json")["predict_macro_f1"] <= 1.0
+
+
+def test_icd10cm_paper_config_is_the_default_run_with_the_papers_model():
+    """`python run_htc.py examples/icd10cm_paper.yaml` (the README's way to the paper's HTLA) keeps the default run's
+    data and budget and changes the model only: additive fusion with TLA at λ 1, GPTrans at the head's rate."""
+    import run_htc
+
+    paper = yaml.safe_load((ROOT / "examples" / "icd10cm_paper.yaml").read_text())
+    default = dict(run_htc.DEFAULT_RUN)
+    model = {key: paper.pop(key) for key in ("fusion", "use_tla", "tla_weight")}
+    assert model == {"fusion": "add", "use_tla": True, "tla_weight": 1.0}
+    assert default.pop("graph_learning_rate") == 1e-3 and paper.pop("output_dir") != default.pop("output_dir")
+    assert paper == default
+    model_args, data_args, training_args = run_htc.parse_args([str(ROOT / "examples" / "icd10cm_paper.yaml")])
+    assert (model_args.fusion, model_args.use_tla, training_args.graph_learning_rate) == ("add", True, None)
+    defaults = run_htc.parse_args([])[0]
+    assert (defaults.fusion, defaults.use_tla) == ("hybrid", False)

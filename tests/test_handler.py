@@ -64,10 +64,10 @@ BAD = [
     ({"inputs": ["a", 3]}, "inputs: expected a string or a list of strings, got list"),
     ({"inputs": "a", "parameters": [1]}, "parameters: expected a JSON object, got list"),
     ({"inputs": "a", "parameters": {"output": "tree"}}, "parameters.output: expected one of ['labels', 'paths'], got 'tree'"),
-    ({"inputs": "a", "parameters": {"threshold": 0.3}},
-     "parameters: threshold not understood with output 'labels' (expected top_k, function_to_apply)"),
+    ({"inputs": "a", "parameters": {"threshold": [0.3]}},
+     "threshold: expected a number between 0 and 1, or 2 of them (one per level), got [0.3]"),
     ({"inputs": "a", "parameters": {"output": "paths", "threshold": 2}},
-     "threshold: expected a number between 0 and 1, got 2"),
+     "threshold: expected a number between 0 and 1, or 2 of them (one per level), got 2"),
     ({"inputs": "a", "parameters": {"top_k": 0}}, "top_k: expected a positive integer or None (every label), got 0"),
     ({"inputs": "a", "parameters": {"function_to_apply": "relu"}},
      "function_to_apply: expected one of ['sigmoid', 'softmax', 'none'], got 'relu'"),
@@ -82,7 +82,7 @@ EDGE = [
     ("100000-chars", {"inputs": LONG, "parameters": {"top_k": 3}}, None),
     ("100000-chars-paths", {"inputs": LONG, "parameters": {"output": "paths", "threshold": 0.0}}, None),
     ("unknown-parameter", {"inputs": TEXTS[0], "parameters": {"temperature": 0.5}},
-     "parameters: temperature not understood with output 'labels' (expected top_k, function_to_apply)"),
+     "parameters: temperature not understood with output 'labels' (expected top_k, function_to_apply, threshold)"),
     ("unknown-parameter-paths", {"inputs": TEXTS[0], "parameters": {"output": "paths", "top_k": 2}},
      "parameters: top_k not understood with output 'paths' (expected threshold)"),
 ]
@@ -165,7 +165,7 @@ def test_handler_paths_follow_the_tree_at_each_threshold(served):
     probabilities = logits.sigmoid()
     everything, at_03, default = answer["answers"][4:7]
     for got, threshold, rows in [(everything, 0.0, probabilities), (at_03, 0.3, probabilities),
-                                 ([default], 0.5, probabilities[:1])]:
+                                 ([default], model.config.label_thresholds(), probabilities[:1])]:  # learned ones
         assert len(got) == len(rows)
         for paths, p in zip(got, rows):
             assert_same_paths(paths, expected_paths(model, p, threshold))

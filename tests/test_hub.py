@@ -94,7 +94,8 @@ def test_model_card_metadata_widget_outputs_and_results(trained):
                     "## Citation", "| level 2 |", "2409.00788", "handler.py", "modeling_htla.space"]:
         assert section in body, section
     assert "| 1 | 2 | science — Natural sciences; sport — Sports |" in body
-    assert "exactly a flat linear classifier on the text feature" in body  # the default fusion, "add"
+    assert "a flat classifier plus the scaled cosine between the text and label features" in body  # default: hybrid
+    assert "**Decision thresholds**, learned on the validation split" in body
 
 
 def test_push_uploads_exactly_the_checkpoint(trained):
@@ -149,11 +150,12 @@ def test_clean_process_loads_through_auto_classes_and_pipelines(trained, tmp_pat
             assert all(row[j] > 0.3 for j in ids) and model.taxonomy.ancestors(ids[-1]) == ids
             assert abs(item["score"] - float(row[ids[-1]])) < 1e-5
             assert item["name"] == " > ".join(LABEL_NAMES[label] for label in labels)
-    # A single string gives one answer (not a batch of one), decoded at the default threshold 0.5.
+    # A single string gives one answer (not a batch of one), decoded at the decision thresholds learned in training.
     assert isinstance(loaded["htc_one"], list)
+    thresholds = model.config.label_thresholds()
     for item in loaded["htc_one"]:
         ids = [model.config.label2id[label] for label in item["label"].split(" > ")]
-        assert all(probabilities[0, j] > 0.5 for j in ids) and model.taxonomy.ancestors(ids[-1]) == ids
+        assert all(probabilities[0, j] > thresholds[j] for j in ids) and model.taxonomy.ancestors(ids[-1]) == ids
 
 
 @pytest.mark.parametrize(

@@ -98,8 +98,10 @@ Args:
     parents (`list` of `int`): required. Length num_labels; parents[i] is the
         index of the parent of label i, or -1 if label i is a top-level label.
         The structure must be a forest (no cycles).
-    threshold (`float`, defaults to 0.5): a label is predicted when its score is
-        strictly greater than this value.
+    threshold (`float` or `list` of `float`, defaults to 0.5): a label is
+        predicted when its score is strictly greater than this value; a list of
+        num_labels values gives every label its own threshold (e.g. thresholds
+        learned per level on a validation split).
     from_logits (`bool`, defaults to `False`): apply a sigmoid to `predictions`
         before thresholding.
     label_frequencies (`list` of `float`, optional): length num_labels; label
@@ -228,9 +230,16 @@ def _to_matrix(values, name, dtype, num_labels):
 def _check_options(num_labels, threshold, label_frequencies):
     """Validate the scalar / per-label keyword arguments; return them normalised."""
     try:
-        threshold = float(threshold)
+        values = np.asarray(threshold, dtype=np.float32)
     except (TypeError, ValueError):
-        raise ValueError(f"`threshold` must be a number, got {threshold!r}.") from None
+        values = np.asarray(np.nan)
+    if not np.isfinite(values).all():
+        raise ValueError(f"`threshold` must be a number or a list of numbers, got {threshold!r}.")
+    threshold = values
+    if threshold.shape not in ((), (num_labels,)):
+        raise ValueError(
+            f"`threshold` must be a number or have length {num_labels} (one per label), got shape {threshold.shape}."
+        )
     freq = None
     if label_frequencies is not None:
         try:
@@ -302,7 +311,7 @@ def htc_scores(
     if from_logits:
         with np.errstate(over="ignore"):
             scores = (1.0 / (1.0 + np.exp(-scores.astype(np.float64)))).astype(np.float32)
-    pred = scores > np.float32(threshold)
+    pred = scores > threshold
     gold = refs == 1
     num_docs = pred.shape[0]
 
