@@ -135,7 +135,7 @@ def export_graph(graph: nn.Module, inputs: dict[str, torch.Tensor], path: Path, 
     batch = torch.export.Dim("batch")
     sequence = torch.export.Dim("sequence", max=max_positions) if max_positions else torch.export.Dim("sequence")
     torch.onnx.export(
-        graph, (), str(path), kwargs=inputs, input_names=list(inputs), output_names=["logits"], opset_version=opset,
+        graph.eval(), (), str(path), kwargs=inputs, input_names=list(inputs), output_names=["logits"], opset_version=opset,
         dynamo=True, external_data=False, verbose=False, dynamic_shapes={name: {0: batch, 1: sequence} for name in inputs},
     )
 
