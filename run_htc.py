@@ -35,7 +35,7 @@ from transformers import (
     set_seed,
 )
 
-from modeling_htla import HTLAModel, HTLATrainer, HTLATrainingArguments, Taxonomy, resolve_encoder
+from modeling_htla import DEFAULT_ENCODER_NAME, HTLAModel, HTLATrainer, HTLATrainingArguments, Taxonomy, resolve_encoder
 from modeling_htla.data import (
     ID_COLUMN,
     build_taxonomy,
@@ -121,6 +121,18 @@ class ModelArguments:
                   "so training starts from the label priors instead of spending its first steps learning them."},
     )
     cache_dir: str | None = field(default=None, metadata={"help": "Where to cache Hub downloads."})
+    license: str = field(
+        default="apache-2.0",
+        metadata={"help": "License in the model card's metadata (a Hub license id). Default apache-2.0, the license of "
+                  "the default encoder (all-MiniLM-L6-v2) and of this package (the embedded ICD-10-CM data is a US "
+                  "government work in the public domain); set the one your encoder and training data allow (e.g. "
+                  "cc-by-nc-4.0, or 'other')."},
+    )
+    language: list[str] | None = field(
+        default=None,
+        metadata={"help": "Languages of the texts for the card's metadata (ISO 639-1 codes, e.g. en). Default unset, "
+                  "except 'en' for the embedded ICD-10-CM data."},
+    )
 
 
 @dataclass
@@ -240,11 +252,15 @@ def is_htla_checkpoint(name_or_path: str | None) -> bool:
     return config.get("model_type") == "htla"
 
 
+def uses_embedded_data(data_args) -> bool:
+    """Whether no data argument was given, so the embedded ICD-10-CM data is used."""
+    return not any([data_args.dataset_name, data_args.train_file, data_args.validation_file, data_args.test_file])
+
+
 def prepare_data(model_args, data_args, training_args):
     """Raw splits and the taxonomy, validated before anything is written."""
-    uses_files = any([data_args.dataset_name, data_args.train_file, data_args.validation_file, data_args.test_file])
     checkpoint = is_htla_checkpoint(model_args.model_name_or_path)
-    if uses_files:
+    if not uses_embedded_data(data_args):
         raw = load_raw_datasets(
             train_file=data_args.train_file,
             validation_file=data_args.validation_file,
@@ -495,6 +511,14 @@ def main(argv: list[str] | None = None) -> None:
             logger.info("Pushed %s to %s", training_args.output_dir, url)
 
 
+def base_model_id(name_or_path: str | None) -> str | None:
+    """The Hub id of the model trained from, for the card's `base_model`: the packaged default encoder's id, a Hub id
+    as given; `None` for a local folder, whose Hub origin is unknown."""
+    if name_or_path in (None, "", "all-MiniLM-L6-v2"):
+        return DEFAULT_ENCODER_NAME
+    return None if os.path.isdir(name_or_path) else name_or_path
+
+
 def write_card(model, tokenizer, model_args, data_args, training_args, raw, metrics) -> None:
     """README.md of the saved checkpoint, with widget examples from the validation data and the model's scores."""
     dataset = data_args.dataset_name or (Path(data_args.train_file).parent.name if data_args.train_file else "ICD-10-CM")
@@ -508,8 +532,10 @@ def write_card(model, tokenizer, model_args, data_args, training_args, raw, metr
         metrics_split=split,
         widget=widget_examples(model, tokenizer, [" ".join(text.split())[:300] for text in examples]),
         training_arguments=training_args.to_dict(),
-        base_model=None if model_args.model_name_or_path is None or os.path.isdir(model_args.model_name_or_path)
-        else model_args.model_name_or_path,
+        base_model=base_model_id(model_args.model_name_or_path),
+        datasets=[data_args.dataset_name] if data_args.dataset_name else None,
+        license=model_args.license,
+        language=model_args.language or (["en"] if uses_embedded_data(data_args) else None),
     )
     write_atomic(Path(training_args.output_dir) / "README.md", str(card))
 

@@ -24,6 +24,7 @@ REMOTE_CODE_FILES = {
     "taxonomy.py": PACKAGE_DIR / "taxonomy.py",
     "graph_encoder.py": PACKAGE_DIR / "graph_encoder.py",
     "loss.py": PACKAGE_DIR / "loss.py",
+    "positions.py": PACKAGE_DIR / "positions.py",
     "default_encoder.py": PACKAGE_DIR / "default_encoder.py",
     "decoding.py": PACKAGE_DIR / "decoding.py",
     "modeling_htla.py": PACKAGE_DIR / "modeling.py",
@@ -36,6 +37,18 @@ AUTO_MAP = {
     "AutoConfig": "configuration_htla.HTLAConfig",
     "AutoModel": "modeling_htla.HTLAModel",
     "AutoModelForSequenceClassification": "modeling_htla.HTLAModel",
+}
+
+# An ONNX export (`python -m modeling_htla.onnx`): the same config, pipelines and handler, with the Auto classes
+# loading `HTLAOnnxModel` (ONNX Runtime) instead of the PyTorch model, whose files it does not need.
+ONNX_REMOTE_CODE_FILES = {
+    name: REMOTE_CODE_FILES[name]
+    for name in ("configuration_htla.py", "taxonomy.py", "positions.py", "decoding.py", "pipeline_htla.py", "handler.py")
+} | {"modeling_htla_onnx.py": PACKAGE_DIR / "onnx_model.py"}
+ONNX_AUTO_MAP = {
+    "AutoConfig": "configuration_htla.HTLAConfig",
+    "AutoModel": "modeling_htla_onnx.HTLAOnnxModel",
+    "AutoModelForSequenceClassification": "modeling_htla_onnx.HTLAOnnxModel",
 }
 
 PIPELINE_TASK = "hierarchical-text-classification"
@@ -71,22 +84,24 @@ def flat_source(path: Path) -> str:
     return text
 
 
-def source_files() -> dict[str, Path]:
+def source_files(files: dict[str, Path]) -> dict[str, Path]:
     """Flat file name -> its source: this repository's files, or for a model loaded through remote code (this file
     then being the flat `export.py` in transformers' module cache) the flat files beside it."""
     if (PACKAGE_DIR / "modeling_htla.py").is_file():
-        return {name: PACKAGE_DIR / name for name in REMOTE_CODE_FILES}
-    return REMOTE_CODE_FILES
+        return {name: PACKAGE_DIR / name for name in files}
+    return files
 
 
-def write_remote_code(folder: str | Path) -> None:
-    """Write the flat source files into `folder` and register them in its `config.json`."""
+def write_remote_code(folder: str | Path, files: dict[str, Path] = REMOTE_CODE_FILES,
+                      auto_map: dict[str, str] = AUTO_MAP) -> None:
+    """Write the flat source files into `folder` and register them in its `config.json` (by default the PyTorch
+    model's; an ONNX export passes `ONNX_REMOTE_CODE_FILES` and `ONNX_AUTO_MAP`)."""
     folder = Path(folder)
-    for name, source in source_files().items():
+    for name, source in source_files(files).items():
         (folder / name).write_text(flat_source(source), encoding="utf-8")
     config_path = folder / "config.json"
     config = json.loads(config_path.read_text(encoding="utf-8"))
-    config["auto_map"] = AUTO_MAP
+    config["auto_map"] = auto_map
     config["custom_pipelines"] = CUSTOM_PIPELINES
     config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 

@@ -7,14 +7,15 @@ Requests are the text-classification task's: `{"inputs": str | list[str], "param
 "paths", "threshold": t}}` answers the label paths the tree allows instead. Labels are decided at the model's decision
 thresholds (learned per level on validation) unless `threshold` gives one number, or one per level. The file imports only transformers: the model, its pipelines and
 taxonomy come from the checkpoint folder itself (`trust_remote_code`), so serving needs neither network nor the htla
-package.
+package. The model is the class the folder's `auto_map` names: the PyTorch `HTLAModel` in a checkpoint,
+`HTLAOnnxModel` (ONNX Runtime) in a folder exported by `python -m modeling_htla.onnx`; both answer alike.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from transformers import AutoModelForSequenceClassification, AutoTokenizer
+from transformers import AutoModelForSequenceClassification, AutoTokenizer, PretrainedConfig
 from transformers.dynamic_module_utils import get_class_from_dynamic_module
 
 LABELS_TASK = "text-classification"
@@ -27,7 +28,12 @@ class EndpointHandler:
     """Loads the model and tokenizer from `path` (a checkpoint folder or Hub id) once; each call classifies texts."""
 
     def __init__(self, path: str = ""):
-        self.model = AutoModelForSequenceClassification.from_pretrained(path, trust_remote_code=True).eval()
+        auto_map = PretrainedConfig.get_config_dict(path)[0]["auto_map"]
+        # The folder's own class, also where this process has another registered for HTLA's config (the htla package).
+        model_class = get_class_from_dynamic_module(auto_map["AutoModelForSequenceClassification"], path)
+        self.model = model_class.from_pretrained(path).eval()
+        # Registered as the Auto class registers remote code, so the pipelines know the model class.
+        AutoModelForSequenceClassification.register(type(self.model.config), model_class, exist_ok=True)
         self.tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=True)
         self.pipelines = {
             task: get_class_from_dynamic_module(spec["impl"], path)(model=self.model, tokenizer=self.tokenizer)

@@ -95,9 +95,14 @@ def model_card(
     widget: list[dict] | None = None,
     training_arguments: dict | None = None,
     base_model: str | None = None,
+    datasets: list[str] | None = None,
+    license: str | None = None,
+    language: list[str] | None = None,
 ) -> ModelCard:
     """The card of a checkpoint. `metrics` are the metric module's keys (optionally with a split prefix); `widget`
-    comes from `widget_examples`."""
+    comes from `widget_examples`. The Hub reads the rest of the metadata: `base_model` (the text encoder's Hub id,
+    for the model tree), `datasets` (Hub dataset ids), `license` and `language` (ISO 639-1 codes), each left out when
+    `None`."""
     taxonomy = config.get_taxonomy()
     metrics = {key.split("_", 1)[1] if key.startswith(f"{metrics_split}_") else key: value
                for key, value in (metrics or {}).items()}
@@ -110,7 +115,8 @@ def model_card(
             for key, name in (("micro_f1", "Micro-F1"), ("macro_f1", "Macro-F1"))
         ]
     data = ModelCardData(
-        model_name=model_name, base_model=base_model, library_name="transformers", pipeline_tag="text-classification",
+        model_name=model_name, base_model=base_model, datasets=datasets, license=license, language=language,
+        library_name="transformers", pipeline_tag="text-classification",
         tags=["htla", "hierarchical-text-classification", "multi-label-classification", "text-classification"],
         eval_results=eval_results, widget=widget or None,
     )
@@ -228,4 +234,26 @@ starts at the decision thresholds.
 {CITATION}
 ```
 """
+    return ModelCard(f"---\n{data.to_yaml()}\n---\n{body}")
+
+
+def onnx_card(card: ModelCard, export: dict) -> ModelCard:
+    """The card of an ONNX export (`python -m modeling_htla.onnx`): the checkpoint's card, its metadata kept, tagged
+    `onnx` and with a section on what the folder serves. `export` is the config's `onnx_export` record."""
+    data = card.data
+    data.tags = sorted(set(data.tags or []) | {"onnx"})
+    settings = export.get("quantization")
+    precision = ("float32" if not settings else "int8, dynamically quantized with onnxruntime.quantization (" +
+                 ", ".join(f"{key}={value}" for key, value in settings.items()) + ")")
+    section = f"""## ONNX Runtime export
+
+This folder serves the model with ONNX Runtime: `{export["file"]}` ({precision}, opset {export["opset"]}) is the text
+encoder, its pooling and the head, with the label features computed once and folded in as constants (no label graph
+runs at inference). The logits differ from the PyTorch checkpoint's by at most {export.get("max_abs_logit_difference",
+float("nan")):.1e} on the exporter's sample texts. It needs `onnxruntime` and `transformers`, not the htla package:
+`AutoModelForSequenceClassification.from_pretrained(folder, trust_remote_code=True)` loads it as `HTLAOnnxModel`, which
+both pipelines and `handler.py` take like the PyTorch model (the usage below works unchanged).
+"""
+    title, _, rest = card.text.lstrip("\n").partition("\n")
+    body = f"{title}\n\n{section}{rest}" if title.startswith("# ") else f"{section}\n{card.text}"
     return ModelCard(f"---\n{data.to_yaml()}\n---\n{body}")

@@ -26,6 +26,7 @@ from .default_encoder import resolve_encoder
 from .export import write_remote_code
 from .graph_encoder import LabelGraphEncoder
 from .loss import cosine_similarity, htla_loss, select_negatives
+from .positions import cut_to_positions, position_limit
 from .taxonomy import Taxonomy
 
 
@@ -304,16 +305,8 @@ class HTLAModel(HTLAPreTrainedModel):
         last, so callers that did not truncate (a plain `pipeline` call on a very long text) get the prediction of
         the properly truncated text instead of an index error.
         """
-        limit = _position_limit(self.text_encoder)
-        if limit and input_ids.shape[1] > limit:
-            real = attention_mask if attention_mask is not None else torch.ones_like(input_ids)
-            last = (real * torch.arange(1, input_ids.shape[1] + 1, device=input_ids.device)).argmax(1)  # last real token
-            closing = input_ids.gather(1, last[:, None]).squeeze(1)
-            cut = last >= limit
-            input_ids = input_ids[:, :limit].clone()
-            input_ids[cut, limit - 1] = closing[cut]
-            attention_mask = attention_mask[:, :limit] if attention_mask is not None else None
-            token_type_ids = token_type_ids[:, :limit] if token_type_ids is not None else None
+        input_ids, attention_mask, token_type_ids = cut_to_positions(
+            input_ids, attention_mask, token_type_ids, position_limit(self.text_encoder))
         kwargs = {"token_type_ids": token_type_ids} if token_type_ids is not None else {}
         hidden = self.text_encoder(input_ids=input_ids, attention_mask=attention_mask, **kwargs).last_hidden_state
         if self.config.pooling == "cls":
@@ -402,16 +395,6 @@ def check_checkpoint_folder(folder: str) -> None:
         raise ValueError(
             f"{config_file}: taxonomy has {num_labels} labels but {weights} holds a classifier for {classifier[0]}"
         )
-
-
-def _position_limit(encoder: PreTrainedModel) -> int | None:
-    """How many tokens the encoder has positions for: `max_position_embeddings`, less the offset of encoders whose
-    positions start after the padding index (RoBERTa family: 514 -> 512); `None` when unbounded."""
-    limit = getattr(encoder.config, "max_position_embeddings", None)
-    positions = getattr(getattr(encoder, "embeddings", None), "position_embeddings", None)
-    if isinstance(positions, nn.Embedding) and positions.padding_idx is not None:
-        limit = positions.num_embeddings - positions.padding_idx - 1
-    return limit
 
 
 def _encoder_from_config(text_config) -> PreTrainedModel:

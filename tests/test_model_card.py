@@ -1,15 +1,20 @@
 """The model card's parts: readable labels and the cut of long levels in the taxonomy table, the sentence on what the
-model is at inference for each fusion, a card without results or examples, and the widget outputs of the embedded
-default run's card."""
+model is at inference for each fusion, a card without results or examples, the widget outputs of the embedded
+default run's card, and the Hub metadata (base model, datasets, license, language) read back by `ModelCard.load`."""
+
+import sys
 
 import pytest
-from conftest import make_model
+from conftest import ROOT, make_model
 from huggingface_hub import ModelCard
 from transformers import pipeline
 
-from modeling_htla import Taxonomy
+from modeling_htla import DEFAULT_ENCODER_NAME, Taxonomy
 from modeling_htla.decoding import display_label
 from modeling_htla.model_card import at_inference, level_examples, model_card
+
+sys.path.insert(0, str(ROOT))
+from run_htc import base_model_id  # noqa: E402
 
 
 def test_display_label_adds_the_name_only_when_it_says_more():
@@ -67,3 +72,27 @@ def test_default_run_widget_outputs_are_the_pipelines_top_scores_with_names(icd1
         assert [item["label"] for item in example["output"]] == [f"{a['label']} — {a['name']}" for a in top]
         assert [item["score"] for item in example["output"]] == pytest.approx([a["score"] for a in top], abs=1e-4)
     assert "| 1 | 22 | 1 — Certain infectious and parasitic diseases (A00-B99);" in card.text
+
+
+def test_card_metadata_round_trips_through_model_card_load(small_taxonomy, tmp_path):
+    """`base_model`, `datasets`, `license` and `language` reach the Hub's metadata and read back, with the
+    model-index as two `EvalResult`s."""
+    card = model_card(make_model(small_taxonomy).config, model_name="org/m", dataset_name="org/data",
+                      metrics={"test_micro_f1": 0.81234, "test_macro_f1": 0.6}, base_model=DEFAULT_ENCODER_NAME,
+                      datasets=["org/data"], license="apache-2.0", language=["en"])
+    card.save(tmp_path / "README.md")
+    data = ModelCard.load(tmp_path / "README.md").data
+    assert data.base_model == "sentence-transformers/all-MiniLM-L6-v2" and data.datasets == ["org/data"]
+    assert data.license == "apache-2.0" and data.language == ["en"]
+    assert [(r.metric_name, r.metric_value, r.dataset_type) for r in data.eval_results] == [
+        ("Micro-F1", 81.23, "org/data"), ("Macro-F1", 60.0, "org/data")]
+    assert data.to_dict()["model-index"][0]["name"] == "org/m"
+
+
+def test_run_htc_card_names_base_model_license_and_language(icd10cm_trained, encoder_dir, tmp_path):
+    data = ModelCard.load(icd10cm_trained / "README.md").data
+    assert data.license == "apache-2.0" and data.language == ["en"]  # the embedded ICD-10-CM data is English
+    assert data.base_model is None and data.datasets is None  # a local encoder folder, no Hub dataset
+    assert [r.metric_name for r in data.eval_results] == ["Micro-F1", "Macro-F1"]
+    assert base_model_id(None) == base_model_id("all-MiniLM-L6-v2") == DEFAULT_ENCODER_NAME
+    assert base_model_id("FacebookAI/roberta-base") == "FacebookAI/roberta-base" and base_model_id(encoder_dir) is None
