@@ -7,7 +7,7 @@ In the style of the transformers example scripts (`run_classification.py`):
     python run_htc.py examples/20newsgroups.yaml        # all arguments from one YAML or JSON file
     python run_htc.py --train_file train.jsonl --validation_file dev.jsonl --taxonomy_file labels.taxonomy \
         --output_dir out --do_train --do_eval
-    accelerate launch --num_processes 2 --cpu run_htc.py ...   # several processes, GPUs or nodes
+    accelerate launch --multi_gpu --num_processes 2 run_htc.py --use_cpu ...   # several processes (here 2 CPU ones)
 
 `--model_name_or_path` names a text encoder (a fresh HTLA is built on it) or a trained HTLA checkpoint (training
 continues, or `--do_predict` runs with the checkpoint's own taxonomy).
@@ -379,6 +379,9 @@ def main(argv: list[str] | None = None) -> None:
     set_seed(training_args.seed)
     if data_args.decoding not in DECODING:
         raise SystemExit(f"run_htc.py: error: --decoding must be one of {DECODING}, got {data_args.decoding!r}")
+    resume = training_args.resume_from_checkpoint
+    if training_args.do_train and resume not in (None, "last", "true", "True") and not os.path.isdir(resume):
+        raise SystemExit(f"run_htc.py: error: --resume_from_checkpoint {resume}: no such checkpoint folder")
 
     try:  # bad input ends here, in one line and before anything is written
         raw, taxonomy, checkpoint = prepare_data(model_args, data_args, training_args)
@@ -428,10 +431,13 @@ def main(argv: list[str] | None = None) -> None:
     )
 
     if training_args.do_train:
-        resume = training_args.resume_from_checkpoint
         if resume in ("last", "true", "True"):  # the newest complete checkpoint in --output_dir, if any
             resume = last_complete_checkpoint(training_args.output_dir)
-            logger.info("Resuming from %s", resume or "scratch (no complete checkpoint)")
+            if resume is None:  # not silent: a wrong --output_dir would otherwise retrain from step 0 unnoticed
+                logger.warning("--resume_from_checkpoint %s: no complete checkpoint in %s; training from scratch",
+                               training_args.resume_from_checkpoint, training_args.output_dir)
+        if resume:
+            logger.info("Resuming from %s", resume)
         result = trainer.train(resume_from_checkpoint=resume)
         train_metrics = dict(result.metrics, train_samples=len(tokenized["train"]))
 

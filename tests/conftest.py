@@ -3,10 +3,13 @@
 
 import os
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("HF_EVALUATE_OFFLINE", "1")
+# The suite never reaches the network, however pytest is started: these are set before anything reads them (the
+# libraries read them at import) and override what the environment says, a value of 0 included.
+OFFLINE_ENVIRONMENT = {
+    "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_EVALUATE_OFFLINE": "1",
+    "HF_HUB_DISABLE_TELEMETRY": "1", "GRADIO_ANALYTICS_ENABLED": "False", "DO_NOT_TRACK": "1",
+}
+os.environ.update(OFFLINE_ENVIRONMENT)
 
 import json  # noqa: E402
 import sys  # noqa: E402
@@ -21,6 +24,9 @@ from transformers import AutoConfig, AutoModel, AutoTokenizer, BertConfig, BertM
 from modeling_htla import HTLAConfig, HTLAModel, Taxonomy, resolve_encoder  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+# Shared data sits beside the repository (`../shared/data`), found from the repository root: never from an absolute
+# path or the working directory.
+SHARED_DATA = ROOT.parent / "shared" / "data"
 
 # First lines of a script for a fresh interpreter that can import neither this repository nor the installed package,
 # as on a machine that only downloaded a checkpoint.
@@ -121,6 +127,41 @@ def path_ends(taxonomy: Taxonomy, probabilities, threshold) -> list[int]:
     kept = [all(probabilities[a] > limits[a] for a in taxonomy.ancestors(j)) for j in range(len(taxonomy))]
     ends = [j for j in range(len(taxonomy)) if kept[j] and not any(kept[c] for c in taxonomy.children[j])]
     return sorted(ends, key=lambda j: -float(probabilities[j]))
+
+
+@pytest.fixture
+def training_steps(monkeypatch) -> list[int]:
+    """The global step at every batch `HTLATrainer` trains on in this process, in order: what a run really trained,
+    which its saved state (restored from the checkpoint on a resume) cannot tell."""
+    from modeling_htla import HTLATrainer
+
+    steps = []
+    original = HTLATrainer.training_step
+
+    def counted(self, *args, **kwargs):
+        steps.append(self.state.global_step)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(HTLATrainer, "training_step", counted)
+    return steps
+
+
+def micro_f1_of_predictions(predictions_file, test_file) -> float:
+    """Micro-F1 of a run's predictions.jsonl against a JSON Lines test file (a path string "top > leaf" in `labels`,
+    or HGCLR's `doc_label` list: gold top and leaf), counted label by label, independently of the package's metric."""
+    predicted = [set(json.loads(line)["labels"]) for line in Path(predictions_file).read_text().splitlines()]
+    rows = [json.loads(line) for line in Path(test_file).read_text().splitlines()]
+    gold = [set(row["labels"].split(" > ") if "labels" in row else row["doc_label"]) for row in rows]
+    assert len(predicted) == len(gold)
+    right = sum(len(p & g) for p, g in zip(predicted, gold))
+    total = sum(map(len, predicted)) + sum(map(len, gold))
+    return 2 * right / total if total else 0.0
+
+
+def decided_micro_f1(predict_results: dict) -> float:
+    """The test Micro-F1 of the labels a run wrote to predictions.jsonl: at the thresholds it learned on validation
+    when it learned them (`predict_learned_micro_f1`), else at the fixed threshold."""
+    return predict_results.get("predict_learned_micro_f1", predict_results["predict_micro_f1"])
 
 
 def write_jsonl(path, rows):

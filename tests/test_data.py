@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,9 @@ from modeling_htla.data import (
 )
 from modeling_htla.taxonomy import Taxonomy
 
-NEWSGROUPS = Path("/work/shared/data/20newsgroups")
+from conftest import SHARED_DATA
+
+NEWSGROUPS = SHARED_DATA / "20newsgroups"
 
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -44,7 +47,7 @@ def as_rows(dataset) -> list[tuple[str, list[str]]]:
 
 def expect_error(*fragments: str, **kwargs) -> ValueError:
     """Call load_raw_datasets(**kwargs) and check the ValueError is one line containing every fragment."""
-    with pytest.raises(ValueError) as info:
+    with pytest.raises(ValueError, match=re.escape(fragments[0])) as info:
         load_raw_datasets(**kwargs)
     message = str(info.value)
     assert "\n" not in message, message
@@ -293,7 +296,7 @@ def test_build_taxonomy_derivation_failure(tmp_path):
     rows = [{"text": "a", "labels": ["GCAT", "G15"]}, {"text": "b", "labels": ["CCAT", "C15", "GCAT"]}]
     raw = load_raw_datasets(train_file=str(write_jsonl(tmp_path / "multi.jsonl", rows)),
                             validation_file=str(write_jsonl(tmp_path / "dev.jsonl", rows[1:])))
-    with pytest.raises(ValueError) as info:
+    with pytest.raises(ValueError, match="--taxonomy_file") as info:
         build_taxonomy(raw)
     message = str(info.value)
     assert "--taxonomy_file" in message and "'GCAT'" in message and "split 'train' row 1" in message
@@ -354,7 +357,7 @@ def test_collator_builds_each_batch_multi_hot_from_label_ids(raw_paths):
 
 def test_encode_labels_unknown_label(raw_paths):
     taxonomy = Taxonomy.from_paths([["comp", "comp.sys", "comp.sys.mac"], ["comp", "comp.sys", "comp.sys.pc"]])
-    with pytest.raises(ValueError) as info:
+    with pytest.raises(ValueError, match="validation.jsonl") as info:
         encode_labels(raw_paths["train"], taxonomy, source="validation.jsonl")
     message = str(info.value)
     assert "validation.jsonl" in message and "row 3" in message and "'rec'" in message
@@ -473,7 +476,7 @@ def test_icd10cm_deeper_paths_and_bad_depth():
 # ---------------------------------------------------------------------------------------------- real data
 
 
-@pytest.mark.skipif(not NEWSGROUPS.is_dir(), reason="20 Newsgroups data folder is absent")
+@pytest.mark.skipif(not NEWSGROUPS.is_dir(), reason=f"20 Newsgroups data not beside the repository ({NEWSGROUPS})")
 def test_real_20newsgroups_validation():
     raw = load_raw_datasets(validation_file=str(NEWSGROUPS / "validation.jsonl"))
     assert len(raw["validation"]) == 1130

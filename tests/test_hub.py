@@ -221,3 +221,28 @@ def test_run_htc_on_a_checkpoint_without_tokenizer_names_it(trained, data_dir, t
     assert result.stderr.strip().splitlines()[-1] == (
         f"run_htc.py: error: {folder}: no tokenizer files (tokenizer.json, tokenizer_config.json); "
         "save the tokenizer with the model")
+
+
+# Runs in a fresh interpreter started with online settings, as a plain `pytest` in such an environment would.
+OFFLINE_CHECK = r"""
+import json, os, runpy, sys
+runpy.run_path(sys.argv[1])  # what pytest loads before any test module
+import datasets.config, evaluate.config, huggingface_hub.constants
+print(json.dumps({
+    "hub": huggingface_hub.constants.HF_HUB_OFFLINE, "telemetry": huggingface_hub.constants.HF_HUB_DISABLE_TELEMETRY,
+    "datasets": datasets.config.HF_DATASETS_OFFLINE, "evaluate": evaluate.config.HF_EVALUATE_OFFLINE,
+    "gradio_analytics": os.environ["GRADIO_ANALYTICS_ENABLED"]}))
+"""
+
+
+def test_the_suite_is_offline_whatever_the_environment_says(tmp_path):
+    """conftest.py turns the Hub, datasets, evaluate and Gradio's analytics (and version check) off before the libraries
+    read their settings, even when the environment explicitly turns them on."""
+    online = {"HF_HUB_OFFLINE": "0", "HF_DATASETS_OFFLINE": "0", "HF_EVALUATE_OFFLINE": "0", "TRANSFORMERS_OFFLINE": "0",
+              "HF_HUB_DISABLE_TELEMETRY": "0", "GRADIO_ANALYTICS_ENABLED": "True"}
+    env = dict(os.environ, **online)
+    result = subprocess.run([sys.executable, "-c", OFFLINE_CHECK, str(ROOT / "tests" / "conftest.py")], cwd=tmp_path,
+                            env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads(result.stdout.rstrip("\n").rsplit("\n", 1)[-1]) == {
+        "hub": True, "telemetry": True, "datasets": True, "evaluate": True, "gradio_analytics": "False"}

@@ -12,16 +12,13 @@ Expected values are worked out by hand in the comments on a 6-label tree:
 
 import math
 import os
+import re
 import socket
 
 import numpy as np
 import pytest
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("HF_EVALUATE_OFFLINE", "1")
-os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-
-from modeling_htla.metrics import HTC_METRIC_PATH, htc_scores, load_htc_metric  # noqa: E402
+from modeling_htla.metrics import HTC_METRIC_PATH, htc_scores, load_htc_metric
 
 PARENTS = [-1, -1, 0, 0, 1, 2]
 
@@ -250,22 +247,22 @@ def test_empty_predictions_are_consistent_and_score_zero(metric):
 
 
 @pytest.mark.parametrize(
-    "parents",
+    "parents, message",
     [
-        None,  # missing
-        [-1, -1, 0, 0, 1],  # too short
-        [-1, -1, 0, 0, 1, 2, 2],  # too long
-        [-1, -1, 0, 0, 1, 9],  # out of range
-        [3, -1, 0, 0, 1, 2],  # cycle 0 -> 3 -> 0
+        (None, "`parents` is required"),  # missing
+        ([-1, -1, 0, 0, 1], "`predictions` has 6 columns but `parents` describes 5 labels"),  # too short
+        ([-1, -1, 0, 0, 1, 2, 2], "`predictions` has 6 columns but `parents` describes 7 labels"),  # too long
+        ([-1, -1, 0, 0, 1, 9], re.escape("`parents[5]` = 9 is not -1 or a label index in [0, 6)")),  # out of range
+        ([3, -1, 0, 0, 1, 2], "`parents` contains a cycle"),  # cycle 0 -> 3 -> 0
     ],
 )
-def test_bad_parents_raise(metric, parents):
-    with pytest.raises(ValueError):
+def test_bad_parents_raise(metric, parents, message):
+    with pytest.raises(ValueError, match=message):
         metric.compute(predictions=PREDICTIONS, references=REFERENCES, parents=parents)
 
 
 def test_other_bad_inputs_raise(metric):
-    with pytest.raises(ValueError):  # label_frequencies of the wrong length
+    with pytest.raises(ValueError, match=re.escape("`label_frequencies` must have length 6 (one per label), got shape (3,)")):
         metric.compute(
             predictions=PREDICTIONS, references=REFERENCES, parents=PARENTS, label_frequencies=[1, 2, 3]
         )
@@ -278,7 +275,7 @@ def test_non_multi_hot_references_raise():
     # This error can only be seen inside `_compute`, after evaluate stored the inputs;
     # an in-memory instance (kwargs are forwarded to evaluate.load) leaves no cache file behind.
     in_memory = load_htc_metric(keep_in_memory=True)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="`references` must be multi-hot: every value must be 0 or 1"):
         in_memory.compute(predictions=PREDICTIONS, references=[[0, 2, 0, 0, 0, 0]] * 4, parents=PARENTS)
     results = in_memory.compute(predictions=PREDICTIONS, references=REFERENCES, parents=PARENTS)
     assert_results(results, EXPECTED_BASE)

@@ -292,10 +292,16 @@ def test_label_features_cached_in_eval_and_dropped_on_train_or_load(small_taxono
         fresh = other.eval()(input_ids=input_ids, attention_mask=mask).logits
     assert len(calls) == 3 and torch.allclose(fourth, fresh, atol=1e-6)
 
-    # With autograd on nothing is cached, so gradients stay correct.
+    # With autograd on nothing cached is reused, so gradients stay correct: the eval-mode cache above holds
+    # gradient-free features, and reusing them would leave the graph encoder without a gradient (the classifier would
+    # still get one through the text path, so it alone cannot tell).
     out = model(input_ids=input_ids, attention_mask=mask)
     out.logits.sum().backward()
+    assert len(calls) == 4 and out.label_embeds.requires_grad
     assert model.classifier.weight.grad is not None
+    graph_grads = [p.grad for p in model.graph_encoder.parameters() if p.requires_grad]
+    assert graph_grads and all(g is not None for g in graph_grads)
+    assert any(bool(g.abs().sum() > 0) for g in graph_grads)
 
 
 # ---------------------------------------------------------------- save/load and training

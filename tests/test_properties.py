@@ -3,7 +3,7 @@
 import json
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from modeling_htla import Taxonomy
@@ -35,6 +35,42 @@ def test_encoding_is_the_ancestor_closure(tax, data):
     vector = tax.encode(chosen)
     assert {tax.labels[i] for i, v in enumerate(vector) if v == 1.0} == closure
     assert set(labels_of(tax, tax.encode(chosen, add_ancestors=False))) == chosen
+
+
+def reference_lca(tax: Taxonomy, i: int, j: int) -> int:
+    """The lowest common ancestor of i and j (a label is its own ancestor; `len(tax)` is the virtual root above the
+    top-level labels), found by walking i's parents and stopping at the first one on j's chain of parents."""
+    above_j = {j}
+    node = j
+    while tax.parent_ids[node] >= 0:
+        node = tax.parent_ids[node]
+        above_j.add(node)
+    node = i
+    while node not in above_j:
+        node = tax.parent_ids[node]
+        if node < 0:
+            return len(tax)
+    return node
+
+
+# Two cousins below a shared grandparent, and cousins of unequal depth: the cases a wrong LCA depth gets wrong.
+COUSINS = Taxonomy(["r", "a", "b", "a1", "b1", "b11", "s"], [None, "r", "r", "a", "b", "b1", None])
+
+
+@given(trees())
+@example(COUSINS)
+def test_distances_are_path_lengths_through_the_lowest_common_ancestor(tax):
+    """`tree_arrays` against an LCA found by walking parents: `lca` is that label (or the virtual root) and
+    `d(i, j) = depth_i + depth_j - 2 depth(lca)`, with depth 0 for the virtual root. Three other tests take these
+    arrays as their reference."""
+    lca, distance = tax.tree_arrays()
+    n = len(tax)
+    for i in range(n):
+        for j in range(n):
+            top = reference_lca(tax, i, j)
+            top_depth = 0 if top == n else tax.depths[top]
+            assert lca[i, j] == top, (i, j)
+            assert distance[i, j] == tax.depths[i] + tax.depths[j] - 2 * top_depth, (i, j)
 
 
 @given(trees())

@@ -1,16 +1,19 @@
 """End to end: run_htc.py trains, evaluates and predicts on a tiny random BERT (with the real packaged vocabulary)."""
 
 import json
+import logging
 import os
 import re
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 import yaml
 
-from conftest import write_jsonl
+from conftest import decided_micro_f1, labels_of, micro_f1_of_predictions, write_jsonl
 from modeling_htla import HTLAModel
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -78,6 +81,13 @@ def test_train_eval_predict_and_reload(encoder_dir, data_dir, tmp_path):
         assert 0.0 <= eval_results[key] <= 1.0, key
     state = read_json(out / "trainer_state.json")
     assert state["global_step"] == 4  # 32 samples / (8 x 2 accumulation) x 2 epochs
+    # The best of the epochs' validation Macro-F1s is kept, and it is what the final evaluation of that model gives.
+    epochs = [entry["eval_macro_f1"] for entry in state["log_history"] if "eval_macro_f1" in entry]
+    assert len(epochs) == 2 and state["best_metric"] == max(epochs)
+    assert eval_results["eval_macro_f1"] == pytest.approx(state["best_metric"], abs=1e-12)
+    # The test Micro-F1 is the one of the predictions written, counted independently.
+    assert decided_micro_f1(read_json(out / "predict_results.json")) == pytest.approx(
+        micro_f1_of_predictions(out / "predictions.jsonl", data_dir / "test.jsonl"), abs=1e-12)
     logged = [entry for entry in state["log_history"] if "loss" in entry]
     assert logged and all("loss_bce" in e and "loss_tla" in e for e in logged)
     assert state["best_metric"] is not None and state["best_model_checkpoint"]
@@ -106,12 +116,19 @@ def test_arguments_from_a_yaml_file_and_training_continues_from_a_checkpoint(enc
     run_script([str(config_file)])
     assert read_json(first / "trainer_state.json")["global_step"] == 2
     # A trained HTLA as --model_name_or_path: training continues from its weights and taxonomy.
+    # One Adam step moves every weight by at most the learning rate (its first update is lr·g/(|g| + eps)), so the
+    # weights continue from the checkpoint's: a re-initialized model would differ by the initializer's scale.
     second = tmp_path / "second"
+    learning_rate = 1e-4
     run_script(["--model_name_or_path", str(first), "--train_file", str(data_dir / "train.jsonl"),
-                "--output_dir", str(second), "--do_train", "--max_steps", "1", "--report_to", "none"])
+                "--output_dir", str(second), "--do_train", "--max_steps", "1", "--report_to", "none",
+                "--learning_rate", str(learning_rate), "--head_learning_rate", str(learning_rate)])
     before = HTLAModel.from_pretrained(first).state_dict()
     after = HTLAModel.from_pretrained(second).state_dict()
-    assert before.keys() == after.keys() and any(not (before[k] == after[k]).all() for k in before)
+    assert before.keys() == after.keys()
+    moved = {key: float((after[key].float() - before[key].float()).abs().max()) for key in before}
+    assert max(moved.values()) > learning_rate / 2  # it trained
+    assert all(change <= learning_rate * (1 + 1e-3) for change in moved.values()), moved
     assert read_json(second / "config.json")["taxonomy"] == read_json(first / "config.json")["taxonomy"]
     saved = read_json(second / "config.json")  # the checkpoint's model, not the flags' defaults
     assert (saved["fusion"], saved["graph_hidden_size"], saved["graph_max_siblings"]) == ("dot", 16, 3)
@@ -132,6 +149,62 @@ def test_consistent_decoding_gives_subtrees_and_label_names_are_used(encoder_dir
     assert config["taxonomy"]["names"][config["taxonomy"]["labels"].index("sport")] == "Sports and games"
 
 
+def decoding_checkpoint(encoder_dir, data_dir, folder, probabilities: dict[str, float]):
+    """An HTLA whose classifier ignores the text and gives every document these label probabilities (weights 0,
+    biases at their log-odds), saved with its tokenizer."""
+    from transformers import AutoTokenizer
+
+    from modeling_htla import Taxonomy
+
+    model = HTLAModel.from_encoder(encoder_dir, taxonomy=Taxonomy.from_file(data_dir / "labels.taxonomy"))
+    p = torch.tensor([probabilities[label] for label in model.taxonomy.labels])
+    with torch.no_grad():
+        model.classifier.weight.zero_()
+        model.classifier.bias.copy_(torch.log(p) - torch.log1p(-p))
+    model.save_pretrained(folder)
+    AutoTokenizer.from_pretrained(encoder_dir).save_pretrained(folder)
+    return str(folder)
+
+
+def test_decode_scores_threshold_and_consistent_decoding_differ(small_taxonomy):
+    """A hand-made score matrix in which thresholding keeps a label whose parent it drops, and consistent decoding
+    drops that label (and everything below a dropped label)."""
+    from modeling_htla.decoding import decode_scores
+
+    rows = [
+        {"a": 0.9, "a1": 0.2, "a11": 0.8},  # a11 without its parent a1
+        {"a": 0.3, "a1": 0.9, "a11": 0.9, "b": 0.7, "b1": 0.6},  # a whole branch under a dropped top label
+        {"a": 0.6, "a1": 0.7, "a12": 0.55, "a2": 0.51},  # already a sub-tree: both agree
+        {},  # nothing above the threshold
+    ]
+    scores = np.array([[row.get(label, 0.1) for label in small_taxonomy.labels] for row in rows])
+    expected = {
+        "threshold": [{"a", "a11"}, {"a1", "a11", "b", "b1"}, {"a", "a1", "a12", "a2"}, set()],
+        "consistent": [{"a"}, {"b", "b1"}, {"a", "a1", "a12", "a2"}, set()],
+    }
+    for decoding, sets in expected.items():
+        chosen = decode_scores(scores, small_taxonomy, threshold=0.5, decoding=decoding)
+        assert [set(labels_of(small_taxonomy, row)) for row in chosen] == sets, decoding
+    with pytest.raises(ValueError, match="decoding must be one of .*'top-down'"):
+        decode_scores(scores, small_taxonomy, decoding="top-down")
+
+
+def test_run_htc_predicts_with_the_decoding_asked_for(encoder_dir, data_dir, tmp_path):
+    """`--decoding` reaches the predictions: on a checkpoint scoring football above the threshold but its parent sport
+    below it, thresholding predicts football and consistent decoding does not."""
+    checkpoint = decoding_checkpoint(encoder_dir, data_dir, tmp_path / "fixed", {
+        "science": 0.9, "biology": 0.8, "physics": 0.2, "sport": 0.3, "football": 0.9, "tennis": 0.1})
+    expected = {"threshold": ({"science", "biology", "football"}, ["science > biology", "sport > football"]),
+                "consistent": ({"science", "biology"}, ["science > biology"])}
+    for decoding, (labels, paths) in expected.items():
+        out = tmp_path / decoding
+        run_in_process(["--model_name_or_path", checkpoint, "--test_file", str(data_dir / "test.jsonl"), "--do_predict",
+                        "--output_dir", str(out), "--max_seq_length", "16", "--decoding", decoding])
+        predictions = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
+        assert len(predictions) == 8
+        assert all(set(p["labels"]) == labels and sorted(p["paths"]) == paths for p in predictions), decoding
+
+
 def test_embedded_icd10cm_slice(encoder_dir, tmp_path):
     out = tmp_path / "icd"
     run_script(["--model_name_or_path", encoder_dir, "--output_dir", str(out), "--do_train", "--do_eval",
@@ -148,34 +221,59 @@ def test_embedded_icd10cm_slice(encoder_dir, tmp_path):
     assert (config["graph_labels_per_step"], config["graph_refresh_steps"]) == (20, 2)
 
 
-def test_resume_from_checkpoint_reaches_the_same_final_step(encoder_dir, data_dir, tmp_path):
-    args = common_args(encoder_dir, data_dir, tmp_path / "run") + [
-        "--do_train", "--max_steps", "6", "--save_steps", "3", "--save_strategy", "steps", "--logging_steps", "1"]
-    run_script(args)
-    first = read_json(tmp_path / "run" / "trainer_state.json")
+def test_resume_from_checkpoint_continues_at_its_step_and_reaches_the_same_weights(
+        encoder_dir, data_dir, tmp_path, training_steps, caplog):
+    """A seeded retraining from step 0 reaches the same step, loss and weights as a resume: only the steps this process
+    trained tell them apart. `--resume_from_checkpoint last` with no checkpoint yet trains from scratch, and says so."""
+    def args(out, resume):
+        return common_args(encoder_dir, data_dir, out) + [
+            "--do_train", "--max_steps", "6", "--save_steps", "3", "--save_strategy", "steps", "--logging_steps", "1",
+            "--resume_from_checkpoint", resume]
+
+    whole = tmp_path / "run"
+    with caplog.at_level(logging.WARNING):
+        run_in_process(args(whole, "last"))
+    assert training_steps == [0, 1, 2, 3, 4, 5]
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING and "scratch" in r.getMessage()] == [
+        f"--resume_from_checkpoint last: no complete checkpoint in {whole}; training from scratch"]
     # Pretend the run died after step 3: resume from that checkpoint in a fresh output folder.
-    resumed_out = tmp_path / "resumed"
-    resumed_out.mkdir()
-    os.rename(tmp_path / "run" / "checkpoint-3", resumed_out / "checkpoint-3")
-    args = common_args(encoder_dir, data_dir, resumed_out) + [
-        "--do_train", "--max_steps", "6", "--save_steps", "3", "--save_strategy", "steps", "--logging_steps", "1",
-        "--resume_from_checkpoint", str(resumed_out / "checkpoint-3")]
-    run_script(args)
-    second = read_json(resumed_out / "trainer_state.json")
-    assert first["global_step"] == second["global_step"] == 6
-    last_loss = [e["loss"] for e in first["log_history"] if "loss" in e][-1]
-    resumed_loss = [e["loss"] for e in second["log_history"] if "loss" in e][-1]
-    assert abs(last_loss - resumed_loss) < 1e-3
+    resumed = tmp_path / "resumed"
+    resumed.mkdir()
+    os.rename(whole / "checkpoint-3", resumed / "checkpoint-3")
+    training_steps.clear()
+    run_in_process(args(resumed, str(resumed / "checkpoint-3")))
+    assert training_steps == [3, 4, 5]
+    assert read_json(resumed / "trainer_state.json")["global_step"] == 6
+    expected, got = HTLAModel.from_pretrained(whole).state_dict(), HTLAModel.from_pretrained(resumed).state_dict()
+    assert expected.keys() == got.keys()
+    for key in expected:
+        torch.testing.assert_close(got[key], expected[key], rtol=0, atol=1e-6, msg=key)
+
+
+def test_a_missing_checkpoint_to_resume_from_is_an_error(encoder_dir, data_dir, tmp_path):
+    """An explicit checkpoint that is not there stops the run in one line before anything is written, instead of a
+    traceback from inside the Trainer (or a silent start from scratch)."""
+    missing = tmp_path / "out" / "checkpoint-3"
+    args = common_args(encoder_dir, data_dir, tmp_path / "out") + ["--do_train", "--resume_from_checkpoint", str(missing)]
+    with pytest.raises(SystemExit, match=f"^run_htc.py: error: --resume_from_checkpoint {re.escape(str(missing))}: "
+                                         "no such checkpoint folder$"):
+        run_in_process(args)
+    assert not (tmp_path / "out").exists()
 
 
 def test_accelerate_launch_two_cpu_processes(encoder_dir, data_dir, tmp_path):
+    """Two processes really train together. `accelerate launch --cpu --num_processes 2` starts one process only, and
+    torchrun's two (`--multi_gpu`) each train alone on a machine without GPUs unless `--use_cpu` joins them over gloo:
+    both pass a check of the step count, which `--max_steps` fixes; only the share of an epoch a step covers tells."""
     out = tmp_path / "ddp"
-    launcher = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "2", "--cpu",
+    launcher = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
                 "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
-    run_script(common_args(encoder_dir, data_dir, out) + ["--do_train", "--do_eval", "--do_predict", "--max_steps", "2"],
-               launcher=launcher)
+    run_script(common_args(encoder_dir, data_dir, out) + ["--do_train", "--do_eval", "--do_predict", "--max_steps", "2",
+                                                          "--use_cpu"], launcher=launcher)
     state = read_json(out / "trainer_state.json")
+    # Two processes of 8 documents a step see all 32 training documents in 2 steps: one epoch (one process: half).
     assert state["global_step"] == 2
+    assert state["epoch"] == pytest.approx(2 * 8 * 2 / 32)
     assert (out / "model.safetensors").exists() and (out / "predictions.jsonl").exists()
     assert len((out / "predictions.jsonl").read_text().splitlines()) == 8
     assert "eval_macro_f1" in read_json(out / "all_results.json")
@@ -338,7 +436,7 @@ def test_a_name_under_two_parents_is_two_labels_everywhere(encoder_dir, tmp_path
         record = json.loads(line)
         assert both <= set(record["labels"]) and both <= set(record["paths"])
     # Two gold labels per document among all 6: micro-F1 = 2PR / (P + R) with R = 1 and P = 2/6.
-    assert read_json(out / "predict_results.json")["predict_micro_f1"] == pytest.approx(2 * (2 / 6) / (2 / 6 + 1))
+    assert decided_micro_f1(read_json(out / "predict_results.json")) == pytest.approx(2 * (2 / 6) / (2 / 6 + 1))
     assert all(f"{label}" in (out / "README.md").read_text() for label in both)
     flat = pipeline("text-classification", model=str(out), trust_remote_code=True, top_k=None)
     assert both <= {item["label"] for item in flat(["a sad mood"])[0]}

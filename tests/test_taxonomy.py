@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from conftest import NEWSGROUPS_TAXONOMY, labels_of
+from conftest import NEWSGROUPS_TAXONOMY, SHARED_DATA, labels_of
 from modeling_htla import Taxonomy
 
 
@@ -22,13 +22,12 @@ def test_hiagm_file_and_queries(tmp_path):
     assert tax.label_set(["comp.sys.mac"]) == [0, 2, 3] and tax.label_set(["comp.sys.mac"], add_ancestors=False) == [3]
 
 
-def test_real_20newsgroups_taxonomy():
-    path = "../shared/data/20newsgroups/20newsgroups.taxonomy"
-    import os
+NEWSGROUPS_FILE = SHARED_DATA / "20newsgroups" / "20newsgroups.taxonomy"
 
-    if not os.path.exists(path):
-        pytest.skip("shared data not beside the repository")
-    tax = Taxonomy.from_file(path)
+
+@pytest.mark.skipif(not NEWSGROUPS_FILE.is_file(), reason=f"shared data not beside the repository ({NEWSGROUPS_FILE})")
+def test_real_20newsgroups_taxonomy():
+    tax = Taxonomy.from_file(NEWSGROUPS_FILE)
     assert len(tax) == 34 and tax.num_levels == 3
     assert sum(d == 1 for d in tax.depths) == 7
 
