@@ -24,7 +24,7 @@ from configuration_htla import HTLAConfig
 
 from .default_encoder import resolve_encoder
 from .export import write_remote_code
-from .graph_encoder import LabelGraphEncoder
+from .graph_encoder import LabelGraphEncoder, LabelTree
 from .loss import cosine_similarity, htla_loss, select_negatives
 from .taxonomy import Taxonomy
 
@@ -220,6 +220,85 @@ class HTLAModel(HTLAPreTrainedModel):
         """Set each label's classifier bias to the log-odds of its frequency (clipped to [1e-4, 1 - 1e-4])."""
         p = torch.as_tensor(label_frequencies, dtype=torch.float32).clamp(1e-4, 1 - 1e-4)
         self.classifier.bias.copy_(torch.log(p) - torch.log1p(-p))
+
+    @torch.no_grad()
+    def extend_taxonomy(self, taxonomy: Taxonomy, tokenizer=None) -> list[int]:
+        """Add labels to a trained model, as `resize_token_embeddings` adds tokens: the new labels are scored from
+        their names and their places in the tree, through GPTrans and the cosine of the `"dot"` and `"hybrid"` heads,
+        without retraining (fine-tune afterwards if examples come).
+
+        Every label of the model keeps its id, identifier, name, parent and parameters; the labels of `taxonomy` it
+        lacks are appended (`Taxonomy.extended_by`: new leaves, new inner nodes with children). Each per-label
+        parameter grows, the new rows starting from what makes a label without examples score by its graph feature:
+
+        - label-id embedding (GPTrans node input): zero, so the node starts from the label name's mean embedding;
+        - path embedding (edge features): the mean of its nearest known labels' (`Taxonomy.nearest_known`: its
+          siblings, else its level), so paths through it look like paths through its family;
+        - free weight `w_j` of the hybrid head: zero, so the label is scored by `s·cos(h, f_j) + b_j` alone;
+        - bias `b_j`: the mean of its nearest known labels' biases, so its scores sit on their scale;
+        - tree-distance embeddings, when the tree gets deeper: the farthest known distance's.
+
+        `config` follows (`taxonomy`, `id2label`, `label2id`, `num_labels`, `label_name_ids`, and the new labels in
+        `labels_without_examples`); the cached label features are dropped. `config.decision_thresholds`, when set,
+        needs no change: a label deeper than its list takes the deepest level's threshold.
+
+        Args:
+            taxonomy (`Taxonomy`):
+                The bigger taxonomy: every label of `config.taxonomy`, with the same parents, plus the new ones.
+            tokenizer (`PreTrainedTokenizerBase`, *optional*):
+                The text encoder's tokenizer, to tokenize the new labels' names; needed when the model starts its
+                labels from their names (`config.label_name_ids`).
+
+        Returns:
+            `list[int]`: the ids of the added labels (from the old number of labels on); empty, and the model
+            untouched, when `taxonomy` adds none.
+        """
+        config, old = self.config, self.taxonomy
+        taxonomy = old.extended_by(taxonomy)
+        count, added = len(old), list(range(len(old), len(taxonomy)))
+        if not added:
+            return []
+        if not config.use_graph_encoder or config.fusion not in COSINE_FUSIONS:
+            setting = "use_graph_encoder=False" if not config.use_graph_encoder else f"fusion={config.fusion!r}"
+            raise ValueError(f"extend_taxonomy: a model with {setting} has no way to score a label it was not trained "
+                             f"on; only models with the graph encoder and fusion 'dot' or 'hybrid' can be extended")
+        if config.label_name_ids is not None and tokenizer is None:
+            raise ValueError("extend_taxonomy: pass the tokenizer, to start the new labels from their names")
+        graph, head = self.graph_encoder, self.classifier
+        nearest = [taxonomy.nearest_known(j, count) for j in added]
+
+        def grown(table: torch.Tensor, new_rows: list[torch.Tensor], at: int) -> nn.Parameter:
+            """`table` with `new_rows` inserted before row `at`."""
+            rows = torch.stack(new_rows).to(table) if new_rows else table[:0]
+            return nn.Parameter(torch.cat([table[:at], rows, table[at:]]), requires_grad=table.requires_grad)
+
+        edges = graph.edge_features
+        labels, paths, distances = (graph.label_embeddings.weight, edges.path_embeddings.weight,
+                                    edges.distance_embeddings.weight)  # [L, G], [L+1, E], [D, E]
+        graph.label_embeddings = nn.Embedding.from_pretrained(
+            grown(labels, [labels.new_zeros(labels.shape[1])] * len(added), count), freeze=not labels.requires_grad)
+        # Rows 0..L-1 of the path table are the labels, row L the virtual root: new labels go before it.
+        edges.path_embeddings = nn.Embedding.from_pretrained(
+            grown(paths, [paths[rows].mean(0) for rows in nearest], count), freeze=not paths.requires_grad)
+        deeper = 2 * taxonomy.num_levels + 1 - len(distances)  # the longest path goes up to the root and down again
+        edges.distance_embeddings = nn.Embedding.from_pretrained(
+            grown(distances, [distances[-1]] * deeper, len(distances)), freeze=not distances.requires_grad)
+        head.bias = grown(head.bias, [head.bias[rows].mean() for rows in nearest], count)  # [L']
+        if hasattr(head, "weight"):
+            head.weight = grown(head.weight, [head.weight.new_zeros(head.weight.shape[1])] * len(added), count)
+
+        new_names = [taxonomy.names[j] for j in added]
+        if config.label_name_ids is not None:
+            new_ids = tokenizer(new_names, add_special_tokens=False)["input_ids"]
+            config.label_name_ids = config.label_name_ids + [list(ids) for ids in new_ids]
+        config.taxonomy = taxonomy.to_dict()
+        config.id2label = dict(enumerate(taxonomy.labels))
+        config.label2id = dict(taxonomy.label2id)
+        config.labels_without_examples = list(config.labels_without_examples or []) + taxonomy.labels[count:]
+        graph.tree = LabelTree(config)
+        self._label_cache = self._step_features = self._fresh_features = None
+        self._steps_since_refresh = 0
+        return added
 
     @property
     def taxonomy(self) -> Taxonomy:
