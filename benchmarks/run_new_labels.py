@@ -262,29 +262,37 @@ def _set_rows(table: torch.Tensor, rows: list[int], values: list[torch.Tensor]) 
         table[rows] = torch.stack(values)
 
 
-def _regressed_weights(model: HTLAModel, added: list[int]) -> list[torch.Tensor]:
-    """Free weights predicted from the label features by ridge regression fitted on the old labels."""
-    with torch.no_grad():
-        features = model.label_features()
-        count = len(model.taxonomy) - len(added)
-        x, y = features[:count], model.classifier.weight[:count]  # [L, H] each
-        ridge = 0.1 * x.pow(2).sum() / x.shape[1]
-        mapping = torch.linalg.solve(x.T @ x + ridge * torch.eye(x.shape[1]), x.T @ y)  # [H, H]
-        return list(features[added] @ mapping)
+def _ridge(x: torch.Tensor, y: torch.Tensor, at: torch.Tensor) -> list[torch.Tensor]:
+    """Rows of `at @ R`, R the ridge regression of `y` on `x` (`[L, H]` each, fitted on the old labels)."""
+    ridge = 0.1 * x.pow(2).sum() / x.shape[1]
+    mapping = torch.linalg.solve(x.T @ x + ridge * torch.eye(x.shape[1]), x.T @ y)  # [H, H]
+    return list(at @ mapping)
 
 
-# Other initializations of the new labels' parameters, each applied on top of what `extend_taxonomy` gives.
+def _imprinted(model: HTLAModel, added: list[int], near: list[list[int]], names: torch.Tensor) -> list[torch.Tensor]:
+    """Weight imprinting from the label's name: its text feature, normalized, at its family's weight norm."""
+    weight = model.classifier.weight
+    return [names[j] / names[j].norm() * weight[rows].norm(dim=1).mean() for j, rows in zip(added, near)]
+
+
+# Other initializations of the new labels' parameters, each applied on top of what `extend_taxonomy` gives;
+# `names` holds the text features of every label's name, as the trained encoder reads it.
 INITIALIZATIONS = {
-    "bias_of_parent": lambda m, added, near: _set_rows(
+    "bias_of_parent": lambda m, added, near, names: _set_rows(
         m.classifier.bias, added, [m.classifier.bias[m.taxonomy.parent_ids[j]] for j in added]),
-    "weight_of_siblings": lambda m, added, near: _set_rows(
+    "weight_of_siblings": lambda m, added, near, names: _set_rows(
         m.classifier.weight, added, [m.classifier.weight[rows].mean(0) for rows in near]),
-    "weight_regressed_from_features": lambda m, added, near: _set_rows(
-        m.classifier.weight, added, _regressed_weights(m, added)),
-    "label_embedding_of_siblings": lambda m, added, near: _set_rows(
+    "weight_regressed_from_features": lambda m, added, near, names: _set_rows(
+        m.classifier.weight, added,
+        _ridge(m.label_features()[: added[0]], m.classifier.weight[: added[0]], m.label_features()[added])),
+    "weight_regressed_from_name": lambda m, added, near, names: _set_rows(
+        m.classifier.weight, added, _ridge(names[: added[0]], m.classifier.weight[: added[0]], names[added])),
+    "weight_imprinted_from_name": lambda m, added, near, names: _set_rows(
+        m.classifier.weight, added, _imprinted(m, added, near, names)),
+    "label_embedding_of_siblings": lambda m, added, near, names: _set_rows(
         m.graph_encoder.label_embeddings.weight, added,
         [m.graph_encoder.label_embeddings.weight[rows].mean(0) for rows in near]),
-    "path_embedding_zero": lambda m, added, near: _set_rows(
+    "path_embedding_zero": lambda m, added, near, names: _set_rows(
         m.graph_encoder.edge_features.path_embeddings.weight, added,
         [torch.zeros_like(m.graph_encoder.edge_features.path_embeddings.weight[0])] * len(added)),
 }
@@ -309,10 +317,12 @@ def extended_row(data: dict, args) -> dict:
     count = len(data["seen"])
     added = list(range(count, model.config.num_labels))
     near = nearest_rows(model, added)
+    names = text_features(model, tokenizer, model.taxonomy.names, data["max_seq_length"])  # [L, H]
     variants = {"extend_taxonomy": model_rows(data, model, features, seen, held)}
     state = {name: value.detach().clone() for name, value in model.state_dict().items()}
     for name, initialize in INITIALIZATIONS.items():
-        initialize(model, added, near)
+        with torch.no_grad():
+            initialize(model, added, near, names)
         variants[name] = model_rows(data, model, features, seen, held)
         variants[name]["validation"] = _validation_held_out(data, model, features, seen, held)
         model.load_state_dict(state)
