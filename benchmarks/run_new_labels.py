@@ -269,27 +269,38 @@ def _ridge(x: torch.Tensor, y: torch.Tensor, at: torch.Tensor) -> list[torch.Ten
     return list(at @ mapping)
 
 
-def _imprinted(model: HTLAModel, added: list[int], near: list[list[int]], names: torch.Tensor) -> list[torch.Tensor]:
-    """Weight imprinting from the label's name: its text feature, normalized, at its family's weight norm."""
-    weight = model.classifier.weight
-    return [names[j] / names[j].norm() * weight[rows].norm(dim=1).mean() for j, rows in zip(added, near)]
+def _family_bias(m: HTLAModel, added: list[int], near: list[list[int]]) -> None:
+    _set_rows(m.classifier.bias, added, [m.classifier.bias[rows].mean() for rows in near])
 
 
-# Other initializations of the new labels' parameters, each applied on top of what `extend_taxonomy` gives;
-# `names` holds the text features of every label's name, as the trained encoder reads it.
+def _weights_and_family_bias(weights):
+    """An initialization that sets the new free weights to `weights(m, added, near, names)` and each new bias to
+    its family's mean bias."""
+
+    def initialize(m, added, near, names):
+        _set_rows(m.classifier.weight, added, weights(m, added, near, names))
+        _family_bias(m, added, near)
+
+    return initialize
+
+
+# Other initializations of the new labels' parameters, each applied to what `extend_taxonomy` gives (an imprinted
+# free weight, a bias matched to the family over the labels' names); `names` holds the text features of every
+# label's name as the trained encoder reads it.
 INITIALIZATIONS = {
-    "bias_of_parent": lambda m, added, near, names: _set_rows(
+    "zero_weight_family_bias": _weights_and_family_bias(  # the graph's cosine alone scores the label
+        lambda m, added, near, names: [torch.zeros_like(m.classifier.weight[0])] * len(added)),
+    "family_weight_family_bias": _weights_and_family_bias(
+        lambda m, added, near, names: [m.classifier.weight[rows].mean(0) for rows in near]),
+    "weight_regressed_from_features_family_bias": _weights_and_family_bias(
+        lambda m, added, near, names: _ridge(m.label_features()[: added[0]], m.classifier.weight[: added[0]],
+                                             m.label_features()[added])),
+    "weight_regressed_from_name_family_bias": _weights_and_family_bias(
+        lambda m, added, near, names: _ridge(names[: added[0]], m.classifier.weight[: added[0]], names[added])),
+    "imprinted_weight_family_bias": lambda m, added, near, names: _family_bias(m, added, near),
+    "imprinted_weight_parent_bias": lambda m, added, near, names: _set_rows(
         m.classifier.bias, added, [m.classifier.bias[m.taxonomy.parent_ids[j]] for j in added]),
-    "weight_of_siblings": lambda m, added, near, names: _set_rows(
-        m.classifier.weight, added, [m.classifier.weight[rows].mean(0) for rows in near]),
-    "weight_regressed_from_features": lambda m, added, near, names: _set_rows(
-        m.classifier.weight, added,
-        _ridge(m.label_features()[: added[0]], m.classifier.weight[: added[0]], m.label_features()[added])),
-    "weight_regressed_from_name": lambda m, added, near, names: _set_rows(
-        m.classifier.weight, added, _ridge(names[: added[0]], m.classifier.weight[: added[0]], names[added])),
-    "weight_imprinted_from_name": lambda m, added, near, names: _set_rows(
-        m.classifier.weight, added, _imprinted(m, added, near, names)),
-    "label_embedding_of_siblings": lambda m, added, near, names: _set_rows(
+    "label_embedding_of_family": lambda m, added, near, names: _set_rows(
         m.graph_encoder.label_embeddings.weight, added,
         [m.graph_encoder.label_embeddings.weight[rows].mean(0) for rows in near]),
     "path_embedding_zero": lambda m, added, near, names: _set_rows(
@@ -303,8 +314,11 @@ def extended_row(data: dict, args) -> dict:
     extended_dir = seen_dir.parent / "extended"
     tokenizer = AutoTokenizer.from_pretrained(seen_dir)
     seen_model = HTLAModel.from_pretrained(seen_dir)
-    features = {split: text_features(seen_model, tokenizer, data["texts"][split], data["max_seq_length"])
-                for split in ("validation", "test")}
+    cache = seen_dir / "text_features.pt"  # the encoder does not change when the model is extended
+    if not cache.is_file():
+        torch.save({split: text_features(seen_model, tokenizer, data["texts"][split], data["max_seq_length"])
+                    for split in ("validation", "test")}, cache)
+    features = torch.load(cache)
     seen, held = data["seen_ids"], data["held_ids"]
     before = seen_scores(full_order(seen_model, features["test"], data["taxonomy"]), data["gold_matrix"]["test"],
                          seen, data["seen"])
@@ -332,11 +346,13 @@ def extended_row(data: dict, args) -> dict:
 
 
 def _validation_held_out(data: dict, model: HTLAModel, features: dict, seen: list[int], held: list[int]) -> dict:
-    """Held-out-leaf mAP on the validation split (to compare initializations without looking at the test set)."""
+    """Held-out-leaf Macro-F1 and mAP on the validation split (to compare initializations without the test set)."""
     scores = sigmoid(full_order(model, features["validation"], data["taxonomy"]))
     gold = data["gold_matrix"]["validation"]
+    threshold = seen_threshold(scores[:, seen], gold[:, seen])
     present = [j for j in held if gold[:, j].any()]
-    return {"held_out_map": float(np.mean([average_precision(scores[:, j], gold[:, j]) for j in present]))}
+    return {"held_out_macro_f1": float(label_f1(scores[:, present] > threshold, gold[:, present]).mean()),
+            "held_out_map": float(np.mean([average_precision(scores[:, j], gold[:, j]) for j in present]))}
 
 
 def ceiling_row(data: dict, args) -> dict:

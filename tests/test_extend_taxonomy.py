@@ -104,10 +104,19 @@ def test_extending_keeps_old_labels_and_parameters(hybrid):
             assert new.shape[0] == old.shape[0] + 2 and torch.equal(new[: len(old)], old)
         else:
             assert torch.equal(new, old), name
-    # New labels: no free weight and no label-id embedding yet; biases of their families.
-    assert not after["classifier.weight"][count:].any() and not after["graph_encoder.label_embeddings.weight"][count:].any()
+    # New labels: no label-id embedding; a free weight along the trained encoder's feature of the name, as long as
+    # the family's weights; a bias that gives them the family's mean logit over the labels' names.
+    assert not after["graph_encoder.label_embeddings.weight"][count:].any()
     chemistry = config.label2id["chemistry"]
-    assert after["classifier.bias"][chemistry] == pytest.approx(float(before["classifier.bias"][2:4].mean()))
+    with torch.no_grad():
+        name = model.encode_text(**tokenizer(["Chemistry"], return_tensors="pt"))[0]
+    weight = after["classifier.weight"][chemistry]
+    assert torch.nn.functional.cosine_similarity(weight, name, dim=0) == pytest.approx(1, abs=1e-5)
+    assert weight.norm() == pytest.approx(float(before["classifier.weight"][2:4].norm(dim=1).mean()), rel=1e-5)
+    with torch.no_grad():
+        names = model.encode_text(**tokenizer(model.taxonomy.names, return_tensors="pt", padding=True))
+        mean = model(**tokenizer(model.taxonomy.names, return_tensors="pt", padding=True)).logits.mean(0)
+    assert names.shape[0] == config.num_labels and mean[chemistry] == pytest.approx(float(mean[2:4].mean()), abs=1e-4)
 
     with torch.no_grad():
         logits = model(**inputs).logits
@@ -189,23 +198,24 @@ def test_fine_tuning_after_extending(extended, data_dir, tmp_path):
     assert "- chemistry" not in (out / "README.md").read_text()
 
 
-def test_bigger_taxonomy_must_keep_every_label_and_parent(small_taxonomy):
-    model = make_model(small_taxonomy, fusion="hybrid")
+def test_bigger_taxonomy_must_keep_every_label_and_parent(small_taxonomy, encoder_dir):
+    model, tokenizer = make_model(small_taxonomy, fusion="hybrid"), AutoTokenizer.from_pretrained(encoder_dir)
     parents = dict(zip(small_taxonomy.labels, small_taxonomy.to_dict()["parents"]))
     with pytest.raises(ValueError, match=r"lacks 1 of the 7 labels it must keep, e\.g\. \['a12'\]"):
-        model.extend_taxonomy(Taxonomy.from_parents({k: v for k, v in parents.items() if k != "a12"} | {"c": None}))
+        model.extend_taxonomy(Taxonomy.from_parents({k: v for k, v in parents.items() if k != "a12"} | {"c": None}),
+                              tokenizer)
     with pytest.raises(ValueError, match="label 'b1' has parent 'b' but 'a'"):
-        model.extend_taxonomy(Taxonomy.from_parents(parents | {"b1": "a"}))
-    assert model.extend_taxonomy(Taxonomy.from_parents(parents)) == [] and model.config.num_labels == 7
+        model.extend_taxonomy(Taxonomy.from_parents(parents | {"b1": "a"}), tokenizer)
+    assert model.extend_taxonomy(Taxonomy.from_parents(parents), tokenizer) == [] and model.config.num_labels == 7
 
 
 @pytest.mark.parametrize("settings, setting", [({"fusion": "add"}, "fusion='add'"),
                                                ({"use_graph_encoder": False}, "use_graph_encoder=False")])
-def test_paper_fusion_and_flat_models_refuse_in_one_line(small_taxonomy, settings, setting):
+def test_paper_fusion_and_flat_models_refuse_in_one_line(small_taxonomy, encoder_dir, settings, setting):
     model = make_model(small_taxonomy, **settings)
     bigger = Taxonomy.from_parents(dict(zip(small_taxonomy.labels, small_taxonomy.to_dict()["parents"])) | {"a3": "a"})
     with pytest.raises(ValueError) as error:
-        model.extend_taxonomy(bigger)
+        model.extend_taxonomy(bigger, AutoTokenizer.from_pretrained(encoder_dir))
     assert str(error.value) == (
         f"extend_taxonomy: a model with {setting} has no way to score a label it was not trained on; only models "
         "with the graph encoder and fusion 'dot' or 'hybrid' can be extended")
