@@ -142,8 +142,9 @@ def model_card(
 ## Labels added without training examples
 
 These {len(unseen)} labels were added to the taxonomy after training (`HTLAModel.extend_taxonomy`) and no training
-example has had them since (`config.labels_without_examples`). The model scores them from their names and their
-places in the tree, through the label graph; expect them to be predicted less reliably than the trained labels.
+example has had them since (`config.labels_without_examples`). The model scores them from their names, as its text
+encoder reads them, and from their places in the tree; expect them to be predicted less reliably than the trained
+labels.
 
 {listed}
 """
@@ -222,8 +223,8 @@ Space for this model: predicted paths, scores per level and the whole tree with 
 ## Limitations
 
 - The model only predicts labels of its own taxonomy. Labels can be added without retraining
-  (`HTLAModel.extend_taxonomy`, or `run_htc.py` with a bigger `--taxonomy_file`), scored from their names and places
-  in the tree by models with `fusion="dot"` or `"hybrid"`; they are predicted less reliably than trained labels.
+  (`HTLAModel.extend_taxonomy`, or `run_htc.py` with a bigger `--taxonomy_file`) to models with `fusion="dot"` or
+  `"hybrid"`, scored from their names and places in the tree; they are predicted less reliably than trained labels.
 - Scores are independent sigmoids: plain thresholding can give a child without its parent; the
   `hierarchical-text-classification` pipeline decodes top-down to keep answers consistent with the tree.
 - Texts are truncated to the encoder's maximum length; rare labels are learned less well than frequent ones
