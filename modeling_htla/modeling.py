@@ -281,7 +281,8 @@ class HTLAModel(HTLAPreTrainedModel):
 
         def grown(table: torch.Tensor, new_rows: torch.Tensor, at: int) -> nn.Parameter:
             """`table` with `new_rows` inserted before row `at`."""
-            return nn.Parameter(torch.cat([table[:at], new_rows.to(table), table[at:]]), requires_grad=table.requires_grad)
+            rows = torch.cat([table[:at], new_rows.to(table), table[at:]])
+            return nn.Parameter(rows, requires_grad=table.requires_grad)
 
         def family_mean(table: torch.Tensor) -> torch.Tensor:  # [K, ...]
             return torch.stack([table[rows].mean(0) for rows in nearest])
