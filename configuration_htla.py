@@ -46,6 +46,10 @@ class HTLAConfig(PretrainedConfig):
             Token ids of every label's readable name in the text encoder's vocabulary (no special tokens). A label's
             initial node feature is the mean of the encoder's input embeddings over these tokens. Filled in by
             `HTLAModel.from_encoder`; labels without ids start from their label-id embedding alone.
+        labels_without_examples (`list[str]`, *optional*):
+            Identifiers of the labels added after training by `HTLAModel.extend_taxonomy` that no training example
+            has had since: the model scores them from their names and places in the tree alone (the model card
+            lists them). `run_htc.py` drops a label from it once it trains on examples of that label.
         pooling (`str`, *optional*, defaults to `"cls"`):
             Text feature: `"cls"` (first token, as in the paper) or `"mean"` (masked mean of the last hidden state,
             better for encoders trained for sentence embeddings such as all-MiniLM-L6-v2).
@@ -144,6 +148,7 @@ class HTLAConfig(PretrainedConfig):
         text_config: dict | PretrainedConfig | None = None,
         taxonomy: dict | None = None,
         label_name_ids: list[list[int]] | None = None,
+        labels_without_examples: list[str] | None = None,
         pooling: str = "cls",
         fusion: str = "add",
         classifier_dropout: float = 0.1,
@@ -183,6 +188,10 @@ class HTLAConfig(PretrainedConfig):
         if label_name_ids is not None and len(label_name_ids) != len(tax):
             raise ValueError(f"label_name_ids: {len(label_name_ids)} entries for {len(tax)} labels")
         self.label_name_ids = label_name_ids
+        unknown = sorted(set(labels_without_examples or []) - set(tax.label2id))
+        if unknown:
+            raise ValueError(f"labels_without_examples: {unknown[:3]} not in the taxonomy")
+        self.labels_without_examples = labels_without_examples
 
         if pooling not in POOLING:
             raise ValueError(f"pooling must be one of {POOLING}, got {pooling!r}")

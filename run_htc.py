@@ -10,7 +10,9 @@ In the style of the transformers example scripts (`run_classification.py`):
     accelerate launch --multi_gpu --num_processes 2 run_htc.py --use_cpu ...   # several processes (here 2 CPU ones)
 
 `--model_name_or_path` names a text encoder (a fresh HTLA is built on it) or a trained HTLA checkpoint (training
-continues, or `--do_predict` runs with the checkpoint's own taxonomy).
+continues, or `--do_predict` runs with the checkpoint's own taxonomy). With a checkpoint, a `--taxonomy_file` holding
+more labels extends it (`HTLAModel.extend_taxonomy`): the new labels are scored from their names and places in the
+tree, and without `--do_train` the extended checkpoint is saved in `--output_dir`.
 """
 
 from __future__ import annotations
@@ -273,14 +275,18 @@ def prepare_data(model_args, data_args, training_args):
             cache_dir=model_args.cache_dir,
             skip_empty_texts=data_args.skip_empty_texts,
         )
+        names_file, names = data_args.label_names_file, None
+        if names_file is not None:
+            names = read_mapping(names_file, "label names", "a JSON object {label: name}")
         if checkpoint:
             taxonomy = HTLAModel.config_class.from_pretrained(model_args.model_name_or_path).get_taxonomy()
-            if data_args.taxonomy_file and Taxonomy.from_file(data_args.taxonomy_file).labels != taxonomy.labels:
-                raise ValueError(f"{data_args.taxonomy_file}: taxonomy differs from the checkpoint's own taxonomy")
+            if data_args.taxonomy_file:  # a bigger taxonomy: its new labels come after the checkpoint's own
+                bigger = build_taxonomy(raw, data_args.taxonomy_file, names)
+                try:
+                    taxonomy = taxonomy.extended_by(bigger)
+                except ValueError as err:
+                    raise ValueError(f"{data_args.taxonomy_file}: {err}") from None
         else:
-            names_file, names = data_args.label_names_file, None
-            if names_file is not None:
-                names = read_mapping(names_file, "label names", "a JSON object {label: name}")
             taxonomy = build_taxonomy(raw, data_args.taxonomy_file, names)
     else:
         logger.info("No data arguments: using the embedded ICD-10-CM dataset (depth %d)", data_args.icd10_depth)
@@ -386,9 +392,14 @@ def main(argv: list[str] | None = None) -> None:
     try:  # bad input ends here, in one line and before anything is written
         raw, taxonomy, checkpoint = prepare_data(model_args, data_args, training_args)
         model, tokenizer = build_model(model_args, taxonomy, checkpoint)
+        added = model.extend_taxonomy(taxonomy, tokenizer) if checkpoint else []  # a bigger --taxonomy_file
     except (ValueError, OSError) as err:
         raise SystemExit(f"run_htc.py: error: {' '.join(str(err).split())}") from None
     logger.info("Taxonomy: %s; splits: %s", taxonomy, {k: len(v) for k, v in raw.items()})
+    if added:
+        shown = ", ".join(taxonomy.labels[j] for j in added[:5]) + (", …" if len(added) > 5 else "")
+        logger.warning("Extended the checkpoint by %d labels (%s), scored from their names and places in the tree",
+                       len(added), shown)  # shown at every log level: predictions now include labels never trained
 
     def tokenize(batch):
         encoded = tokenizer(batch["text"], truncation=True, max_length=data_args.max_seq_length)
@@ -412,6 +423,9 @@ def main(argv: list[str] | None = None) -> None:
         frequencies = np.bincount(flat, minlength=len(taxonomy)).tolist()
     if model_args.init_bias_from_priors and training_args.do_train and not checkpoint:
         model.init_bias_from_priors(np.asarray(frequencies) / len(train_label_ids))
+    if training_args.do_train and model.config.labels_without_examples:  # labels added after an earlier training
+        model.config.labels_without_examples = [
+            label for label in model.config.labels_without_examples if not frequencies[taxonomy.label2id[label]]]
     fixed_threshold = 0.5 if data_args.threshold is None else data_args.threshold
     compute_metrics = make_compute_metrics(taxonomy, frequencies, fixed_threshold)
     trainer = HTLATrainer(
@@ -507,7 +521,9 @@ def main(argv: list[str] | None = None) -> None:
                 else "n/a",
             )
 
-    if training_args.do_train and trainer.is_world_process_zero():
+    if (training_args.do_train or added) and trainer.is_world_process_zero():
+        if not training_args.do_train:
+            trainer.save_model()  # the extended checkpoint (training saved its own), with the tokenizer
         write_card(model, tokenizer, model_args, data_args, training_args, raw,
                    metrics if training_args.do_predict else eval_metrics)
         if push_to_hub:
@@ -526,10 +542,13 @@ def base_model_id(name_or_path: str | None) -> str | None:
 
 
 def write_card(model, tokenizer, model_args, data_args, training_args, raw, metrics) -> None:
-    """README.md of the saved checkpoint, with widget examples from the validation data and the model's scores."""
-    dataset = data_args.dataset_name or (Path(data_args.train_file).parent.name if data_args.train_file else "ICD-10-CM")
+    """README.md of the saved checkpoint, with widget examples from the validation (else test) data and the model's
+    scores."""
+    data_file = data_args.train_file or data_args.test_file
+    dataset = data_args.dataset_name or (Path(data_file).parent.name if data_file else "ICD-10-CM")
     split = "test" if training_args.do_predict else "validation"
-    examples = raw["validation"]["text"][:3] if "validation" in raw else []
+    source = next((raw[split] for split in ("validation", "test") if split in raw), None)
+    examples = source["text"][:3] if source is not None else []
     card = model_card(
         model.config,
         model_name=training_args.hub_model_id or Path(training_args.output_dir).name,

@@ -146,6 +146,23 @@ def model_card(
                        f"level {depth} {value:.2f}" for depth, value in enumerate(config.decision_thresholds, 1)) + "."
     else:
         results += "\n\nLabels are predicted at a score above 0.5 (no thresholds were learned)."
+    unseen = [taxonomy.label2id[label] for label in getattr(config, "labels_without_examples", None) or []]
+    added = ""
+    if unseen:
+        parents = [taxonomy.parent_ids[j] for j in unseen]
+        listed = "\n".join(f"- {display_label(taxonomy, j)} ("
+                           f"{'under ' + display_label(taxonomy, p) if p >= 0 else 'top level'})"
+                           for j, p in zip(unseen, parents))
+        added = f"""
+## Labels added without training examples
+
+These {len(unseen)} labels were added to the taxonomy after training (`HTLAModel.extend_taxonomy`) and no training
+example has had them since (`config.labels_without_examples`). The model scores them from their names, as its text
+encoder reads them, and from their places in the tree; expect them to be predicted less reliably than the trained
+labels.
+
+{listed}
+"""
     texts = [entry["text"] for entry in widget or []]
     example = (texts or ["A document to classify."])[0].replace('"', "'")[:200]
     if config.use_graph_encoder:
@@ -172,7 +189,7 @@ top level down. A label has an identifier (`config.id2label`) and a readable nam
 | level | count | labels (identifier — name) |
 | --- | --- | --- |
 {levels}
-
+{added}
 ## Training data and hyper-parameters
 
 Trained on {dataset_name}.
@@ -222,7 +239,9 @@ starts at the decision thresholds.
 
 ## Limitations
 
-- The model only predicts labels of its own taxonomy; new labels need retraining.
+- The model only predicts labels of its own taxonomy. Labels can be added without retraining
+  (`HTLAModel.extend_taxonomy`, or `run_htc.py` with a bigger `--taxonomy_file`) to models with `fusion="dot"` or
+  `"hybrid"`, scored from their names and places in the tree; they are predicted less reliably than trained labels.
 - Scores are independent sigmoids: plain thresholding can give a child without its parent; the
   `hierarchical-text-classification` pipeline decodes top-down to keep answers consistent with the tree.
 - Texts are truncated to the encoder's maximum length; rare labels are learned less well than frequent ones

@@ -314,6 +314,42 @@ class Taxonomy:
         ids = {node: node[-1] if count[node[-1]] == 1 else PATH_SEPARATOR.join(node) for node in nodes}
         return cls(list(ids.values()), [ids[node[:-1]] if len(node) > 1 else None for node in nodes], names)
 
+    def extended_by(self, bigger: Taxonomy) -> Taxonomy:
+        """This taxonomy with the labels of `bigger` it lacks appended, in `bigger`'s order: every label here keeps
+        its id, identifier, parent and readable name (names `bigger` gives them are not taken), so a model's outputs
+        for them stay in place. New labels may sit anywhere: new leaves, new inner nodes with new children, children
+        of labels that were leaves.
+
+        Raises a one-line `ValueError` when `bigger` drops a label or gives one a different parent.
+        """
+        missing = [label for label in self.labels if label not in bigger.label2id]
+        if missing:
+            raise ValueError(f"taxonomy: the bigger taxonomy lacks {len(missing)} of the {len(self)} labels it must "
+                             f"keep, e.g. {missing[:3]} (labels can be added, not removed)")
+        for label, parent in zip(self.labels, self.parent_ids):
+            moved = bigger.parent_ids[bigger.label2id[label]]
+            if (bigger.labels[moved] if moved >= 0 else None) != (self.labels[parent] if parent >= 0 else None):
+                raise ValueError(
+                    f"taxonomy: label {label!r} has parent {self.labels[parent] if parent >= 0 else None!r} but "
+                    f"{bigger.labels[moved] if moved >= 0 else None!r} in the bigger taxonomy (labels keep their parent)")
+        new = [j for j, label in enumerate(bigger.labels) if label not in self.label2id]
+        parents = [bigger.parent_ids[j] for j in new]
+        return Taxonomy(
+            self.labels + [bigger.labels[j] for j in new],
+            [self.labels[p] if p >= 0 else None for p in self.parent_ids]
+            + [bigger.labels[p] if p >= 0 else None for p in parents],
+            self.names + [bigger.names[j] for j in new],
+        )
+
+    def nearest_known(self, label_id: int, known: int) -> list[int]:
+        """The labels among the first `known` that stand nearest to `label_id` in the tree: its siblings among them,
+        else those at its depth, else all of them. A label added after training (`extended_by`) takes what it cannot
+        learn from them."""
+        parent = self.parent_ids[label_id]
+        siblings = [j for j in (self.children[parent] if parent >= 0 else self.roots) if j < known and j != label_id]
+        level = [j for j in range(known) if self.depths[j] == self.depths[label_id]]
+        return siblings or level or list(range(known))
+
     # ------------------------------------------------------------------ serialization
 
     def to_dict(self) -> dict:
