@@ -173,33 +173,34 @@ def plot(rows: list[Row], output_dir: Path) -> list[Path]:
     import matplotlib.pyplot as plt
 
     output_dir.mkdir(parents=True, exist_ok=True)
-    main = [row for row in rows if not row.is_ablation]
+    main = [row for row in rows if not row.is_ablation and not row.budget.startswith("≤")]  # one epoch
     neural = [row for row in main if any(run.get("log_history") for run in row.runs)]
     paths = []
 
     figure, (bce_ax, tla_ax) = plt.subplots(1, 2, figsize=(11, 4))
-    for index, row in enumerate(neural + [row for row in rows if row.is_ablation]):
+    for index, row in enumerate(neural + [row for row in rows if row.is_ablation and not row.budget.startswith("≤")]):
         history = [entry for entry in row.runs[0].get("log_history", []) if "loss_bce" in entry]
         steps = [entry["step"] for entry in history]
         style = {"linestyle": ":" if row.is_ablation else "-", "color": f"C{index % 10}", "label": row.name}
         bce_ax.plot(steps, [entry["loss_bce"] for entry in history], **style)
         if any(entry.get("loss_tla") for entry in history):
             tla_ax.plot(steps, [entry["loss_tla"] for entry in history], **style)
-    bce_ax.set(title="BCE part of the training loss", xlabel="step", ylabel="loss", yscale="log")
+    bce_ax.set(title="BCE part of the training loss (1 epoch)", xlabel="step", ylabel="loss", yscale="log")
     tla_ax.set(title="TLA part (not comparable across τ or mining)", xlabel="step", ylabel="loss")
     for ax in (bce_ax, tla_ax):
         ax.legend(fontsize=7)
     paths.append(_save(figure, output_dir / "20newsgroups_learning_curves.png"))
 
-    compared = [row for row in main if row.variant in ("tfidf", "flat", "htla", "recommended")]
+    compared = [row for row in main if row.variant in ("tfidf", "flat", "htla", "recommended")
+                and not row.budget.startswith("≤")]  # the one-epoch rows, as the titles say
     figure, ax = plt.subplots(figsize=(8, 4))
     _bars(ax, compared, ["macro_f1", "level_1_macro_f1", "level_2_macro_f1", "level_3_macro_f1"],
-          ["all 34", "level 1", "level 2", "level 3"], "Macro-F1 per level (test)")
+          ["all 34", "level 1", "level 2", "level 3"], "Macro-F1 per level (test, 1 epoch)")
     paths.append(_save(figure, output_dir / "20newsgroups_levels.png"))
 
     figure, ax = plt.subplots(figsize=(8, 4))
     _bars(ax, compared, [f"p{group}_macro_f1" for group in range(1, 6)],
-          ["P1 (frequent)", "P2", "P3", "P4", "P5 (rare)"], "Macro-F1 per label-frequency group (test)")
+          ["P1 (frequent)", "P2", "P3", "P4", "P5 (rare)"], "Macro-F1 per label-frequency group (test, 1 epoch)")
     paths.append(_save(figure, output_dir / "20newsgroups_frequency.png"))
     plt.close("all")
     return paths

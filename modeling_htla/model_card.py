@@ -86,6 +86,22 @@ def widget_examples(model, tokenizer, texts: list[str], top_k: int = WIDGET_TOP_
     ]
 
 
+def training_budget(training_arguments: dict | None) -> str:
+    """How long the model trained, as the results are read: a number of epochs (or steps), or up to a number of epochs
+    under early stopping."""
+    arguments = training_arguments or {}
+    if arguments.get("max_steps", -1) > 0:
+        return f"{arguments['max_steps']} training steps"
+    epochs = arguments.get("num_train_epochs")
+    if epochs is None:
+        return "training"
+    budget = f"{epochs:g} epoch{'s' if epochs != 1 else ''} of training"
+    if arguments.get("early_stopping_patience"):
+        budget = f"training to convergence (at most {budget.split(' of ')[0]}, early stopping with patience " \
+                 f"{arguments['early_stopping_patience']})"
+    return budget
+
+
 def model_card(
     config: HTLAConfig,
     model_name: str,
@@ -136,8 +152,8 @@ def model_card(
         if "learned_micro_f1" in metrics:
             results += f"\n| all labels, learned thresholds | {_percent(metrics['learned_micro_f1'])} | " \
                        f"{_percent(metrics['learned_macro_f1'])} |"
-        results += f"\n\nMeasured on the {metrics_split} split of {dataset_name} (sigmoid > 0.5 unless the row says " \
-                   "otherwise; Macro-F1 is the mean per-label F1 over all taxonomy labels)."
+        results += f"\n\nMeasured on the {metrics_split} split of {dataset_name} after {training_budget(training_arguments)} " \
+                   "(sigmoid > 0.5 unless the row says otherwise; Macro-F1 is the mean per-label F1 over all taxonomy labels)."
     else:
         results = "No evaluation results were recorded for this checkpoint."
     if config.decision_thresholds:

@@ -96,3 +96,13 @@ def test_run_htc_card_names_base_model_license_and_language(icd10cm_trained, enc
     assert [r.metric_name for r in data.eval_results] == ["Micro-F1", "Macro-F1"]
     assert base_model_id(None) == base_model_id("all-MiniLM-L6-v2") == DEFAULT_ENCODER_NAME
     assert base_model_id("FacebookAI/roberta-base") == "FacebookAI/roberta-base" and base_model_id(encoder_dir) is None
+
+
+def test_card_says_how_long_the_model_trained():
+    """The card's results name their budget: one epoch and a run to convergence read differently."""
+    from modeling_htla.model_card import training_budget
+
+    assert training_budget({"num_train_epochs": 1.0, "max_steps": -1}) == "1 epoch of training"
+    assert training_budget({"num_train_epochs": 3, "max_steps": -1, "early_stopping_patience": 1}) == \
+        "training to convergence (at most 3 epochs, early stopping with patience 1)"
+    assert training_budget({"num_train_epochs": 3, "max_steps": 4}) == "4 training steps"
