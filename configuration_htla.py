@@ -13,7 +13,7 @@ NEGATIVE_MINING = ("hard", "random", "all")
 GRAPH_ATTENTION = ("auto", "dense", "sparse")
 # "auto" keeps the exact dense GPTrans form while the activations it keeps for its L² label pairs stay under
 # DENSE_MEMORY_BUDGET (about 490 labels at edge_dim 30 and 12 heads), and above that picks the form that does less
-# work. Measured by benchmarks/bench_graph_forms.py (README, "Choosing the graph form"): a dense layer keeps about
+# work. Measured by benchmarks/bench_graph_forms.py (docs/performance.md, "Choosing the graph form"): a dense layer keeps about
 # 4·(3·edge_dim + 4·heads) bytes per pair for its backward pass (590 B measured at 30 and 12); a pair of the sparse
 # form costs SPARSE_PAIR_COST pairs of the dense form, plus a fixed SPARSE_FIXED_COST dense pairs.
 DENSE_MEMORY_BUDGET = 128 * 2**20
@@ -23,7 +23,7 @@ SPARSE_FIXED_COST = 7400
 DENSE_GRAPH_LIMIT = 4096
 # graph_labels_per_step="auto": training steps recompute SAMPLED_GRAPH_LABELS labels' features on taxonomies of more
 # than SAMPLED_GRAPH_MIN_LABELS labels, where a step that computes every label costs more than 1.5x the plain
-# classifier's (1.53x at 4 x 1,000 labels, 1.34x sampling 512: README, "Taxonomies of any shape"); smaller taxonomies
+# classifier's (1.53x at 4 x 1,000 labels, 1.34x sampling 512: docs/performance.md, "Taxonomies of any shape"); smaller taxonomies
 # compute every label.
 SAMPLED_GRAPH_LABELS = 512
 SAMPLED_GRAPH_MIN_LABELS = 4096
@@ -73,7 +73,7 @@ class HTLAConfig(PretrainedConfig):
             narrower graph projects the label-name embeddings in and the label features back out (two linear maps),
             so GPTrans' per-label matrix products shrink with the square of the width: for taxonomies of tens of
             thousands of labels, where a full-width GPTrans layer over every label costs several times the encoder's
-            own step (README, "Taxonomies of any shape").
+            own step (docs/performance.md, "Taxonomies of any shape").
         graph_num_heads (`int`, *optional*):
             Attention heads of GPTrans; defaults to the text encoder's `num_attention_heads`. Must divide
             `graph_hidden_size`.
@@ -102,8 +102,8 @@ class HTLAConfig(PretrainedConfig):
             gradients every `graph_refresh_steps` steps. Evaluation and prediction always compute every label.
             `None` (or `"all"`) recomputes every label at every step (the paper); `"auto"` is 512 on taxonomies of
             more than 4,096 labels and `None` below. An extension of ours for very large trees, where GPTrans over
-            every label costs several times the encoder's own step; on a small tree it costs accuracy (README,
-            "Taxonomies of any shape").
+            every label costs several times the encoder's own step; on a small tree it costs accuracy
+            (docs/performance.md, "Taxonomies of any shape").
         graph_refresh_steps (`int`, *optional*, defaults to 100):
             With `graph_labels_per_step`, how many training forward passes (micro-batches, with gradient
             accumulation) pass between two recomputations of every label's features.
@@ -133,8 +133,8 @@ class HTLAConfig(PretrainedConfig):
             trained without a validation split, or saved before thresholds were learned) predicts at 0.5.
 
     The defaults are the paper's HTLA (additive fusion, [CLS] pooling, TLA on with the graph), not the setting
-    `run_htc.py` trains by default (the hybrid head with BCE only, which wins in this project's measurements, README
-    "Results"). They stay the paper's because this class describes the published model, and because a saved
+    `run_htc.py` trains by default (the hybrid head with BCE only, which wins in this project's measurements,
+    docs/results.md). They stay the paper's because this class describes the published model, and because a saved
     `config.json` leaves out every value equal to the class default: a checkpoint saved with `fusion="add"` has no
     `fusion` key and would load as another model if the default changed.
     """

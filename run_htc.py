@@ -80,7 +80,7 @@ class ModelArguments:
     use_tla: bool = field(
         default=False,
         metadata={"help": "Add the TLA loss (the paper's HTLA: with --fusion add). Default off: BCE only, which wins in "
-                  "this project's measurements (README, 'Results'). Needs the graph encoder."},
+                  "this project's measurements (docs/results.md). Needs the graph encoder."},
     )
     tla_weight: float = field(default=1.0, metadata={"help": "λ in BCE + λ·TLA."})
     tla_temperature: float = field(default=0.07, metadata={"help": "τ of the TLA loss."})

@@ -1,4 +1,4 @@
-"""Quality report: the README tables and plots from the rows saved in benchmarks/results/.
+"""Quality report: the tables and plots of docs/results.md from the rows saved in benchmarks/results/.
 
     python benchmarks/report_quality.py
 

@@ -1,4 +1,4 @@
-"""The README's picture of the demo app: serve it on a checkpoint, classify a text in headless Chromium, open the tree
+"""The picture of the demo app in docs/hub.md: serve it on a checkpoint, classify a text in headless Chromium, open the tree
 of every label and save the page.
 
     python docs/screenshot_demo.py outputs/htla-icd10cm docs/demo_icd10cm.png \

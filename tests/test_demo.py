@@ -1,7 +1,7 @@
 """The demo app and its Space: the written Space folder; the app launched locally and called through gradio_client,
 answering like the pipelines on a run_htc.py checkpoint and on the embedded default run's, and answering the issue's
 bad inputs with a prediction or a one-line error; the Space's app.py served from a fresh interpreter without this
-package on a copied checkpoint, driven in headless Chromium with the README screenshot's code (type a text, read the
+package on a copied checkpoint, driven in headless Chromium with the code of docs/hub.md's screenshot (type a text, read the
 shown paths)."""
 
 import functools
@@ -28,7 +28,7 @@ from modeling_htla.decoding import display_label
 from modeling_htla.demo import TOP_CLASSES, build_demo
 from modeling_htla.space import DEMO_FILE, write_space
 
-# The script that takes the README's screenshot; its browser code drives the browser here too.
+# The script that takes docs/hub.md's screenshot; its browser code drives the browser here too.
 _spec = importlib.util.spec_from_file_location("screenshot_demo", ROOT / "docs" / "screenshot_demo.py")
 screenshot = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(screenshot)
