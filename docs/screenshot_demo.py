@@ -107,11 +107,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("checkpoint", help="checkpoint folder (e.g. outputs/htla-icd10cm, what `make demo` writes)")
     parser.add_argument("output", help="the PNG to write")
     parser.add_argument("--text", required=True, help="the text to classify")
-    parser.add_argument("--threshold", type=float, default=0.5)
+    parser.add_argument("--threshold", type=float, default=None,
+                        help="every level's threshold (default: the checkpoint's, learned on validation)")
     args = parser.parse_args(argv)
     port = free_port()
     command = [sys.executable, "-m", "modeling_htla.demo", args.checkpoint, "--port", str(port),
-               "--threshold", str(args.threshold)]
+               *(["--threshold", str(args.threshold)] if args.threshold is not None else [])]
     env = os.environ | {"GRADIO_ANALYTICS_ENABLED": "False"}
     with tempfile.TemporaryDirectory() as work:
         with serve(command, Path(work) / "app.log", port, env=env) as url, chromium() as browser:
