@@ -101,8 +101,9 @@ def logits_of(model, tokenizer, texts: list[str], max_length: int, batch: int = 
     return np.concatenate(out)
 
 
-def test_f1(models: dict, tokenizer, seed: int) -> dict:
-    """Micro/Macro-F1 (threshold 0.5) of each model on the default run's test split, as `run_htc.py` computes them."""
+def test_f1(models: dict, tokenizer, seed: int, thresholds: list[float]) -> dict:
+    """Micro/Macro-F1 of each model on the default run's test split, as `run_htc.py` computes them: at 0.5 and, as
+    `learned_*`, at the checkpoint's decision thresholds (`thresholds`, one per label)."""
     model_args, data_args, training_args = run_htc.parse_args(run_htc.settings_to_argv(
         run_htc.DEFAULT_RUN | {"seed": seed, "output_dir": tempfile.mkdtemp(), "report_to": "none"}))
     raw, taxonomy, _ = run_htc.prepare_data(model_args, data_args, training_args)
@@ -110,12 +111,14 @@ def test_f1(models: dict, tokenizer, seed: int) -> dict:
     references = np.zeros((len(raw["test"]), len(taxonomy)), dtype=np.int64)
     for row, ids in enumerate(raw["test"]["label_ids"]):
         references[row, ids] = 1
-    compute = run_htc.make_compute_metrics(taxonomy, frequencies.tolist(), data_args.threshold)
+    at = {"": run_htc.make_compute_metrics(taxonomy, frequencies.tolist(), 0.5),
+          "learned_": run_htc.make_compute_metrics(taxonomy, frequencies.tolist(), np.asarray(thresholds))}
     texts = raw["test"]["text"]
     scores = {}
     for name, model in models.items():
-        metrics = compute(EvalPrediction(logits_of(model, tokenizer, texts, data_args.max_seq_length), references))
-        scores[name] = {"micro_f1": metrics["micro_f1"], "macro_f1": metrics["macro_f1"]}
+        prediction = EvalPrediction(logits_of(model, tokenizer, texts, data_args.max_seq_length), references)
+        scores[name] = {f"{prefix}{key}": metrics[key] for prefix, compute in at.items()
+                        for metrics in [compute(prediction)] for key in ("micro_f1", "macro_f1")}
     scores["test_texts"] = len(texts)
     return scores
 
@@ -148,7 +151,8 @@ def main() -> None:
     largest = max(args.batch_sizes)
     with torch.no_grad():
         difference = float((onnx["fp32"](**batches[largest]).logits - htla(**batches[largest]).logits).abs().max())
-    f1 = test_f1({"pytorch_fp32": htla, "onnx_fp32": onnx["fp32"], "onnx_int8": onnx["int8"]}, tokenizer, args.seed)
+    f1 = test_f1({"pytorch_fp32": htla, "onnx_fp32": onnx["fp32"], "onnx_int8": onnx["int8"]}, tokenizer, args.seed,
+                 htla.config.label_thresholds())
     ratios = {
         f"onnx_int8_over_pytorch_fp32_batch{largest}": speed[f"htla_onnx_int8_batch{largest}"]
         / speed[f"htla_pytorch_fp32_batch{largest}"],
@@ -158,6 +162,10 @@ def main() -> None:
            / speed[f"plain_onnx_{p}_batch{size}"] for p in ("fp32", "int8") for size in args.batch_sizes},
         "int8_minus_fp32_micro_f1_points": 100 * (f1["onnx_int8"]["micro_f1"] - f1["onnx_fp32"]["micro_f1"]),
         "int8_minus_fp32_macro_f1_points": 100 * (f1["onnx_int8"]["macro_f1"] - f1["onnx_fp32"]["macro_f1"]),
+        "int8_minus_fp32_learned_micro_f1_points": 100 * (f1["onnx_int8"]["learned_micro_f1"]
+                                                          - f1["onnx_fp32"]["learned_micro_f1"]),
+        "int8_minus_fp32_learned_macro_f1_points": 100 * (f1["onnx_int8"]["learned_macro_f1"]
+                                                          - f1["onnx_fp32"]["learned_macro_f1"]),
     }
 
     print(f"{args.checkpoint} (fusion {htla.config.fusion}, {htla.config.num_labels} labels), {args.seq_len} tokens, "
@@ -167,7 +175,9 @@ def main() -> None:
         print(f"{name:<22}" + "".join(f"{speed[f'{name}_batch{size}']:>12.1f}" for size in args.batch_sizes))
     print(f"max |logit ONNX fp32 - PyTorch| {difference:.2e}")
     for name in ("pytorch_fp32", "onnx_fp32", "onnx_int8"):
-        print(f"test {name:<14} Micro-F1 {100 * f1[name]['micro_f1']:.2f}  Macro-F1 {100 * f1[name]['macro_f1']:.2f}")
+        print(f"test {name:<14} Micro-F1 {100 * f1[name]['micro_f1']:.2f}  Macro-F1 {100 * f1[name]['macro_f1']:.2f} "
+              f"at 0.5; {100 * f1[name]['learned_micro_f1']:.2f} / {100 * f1[name]['learned_macro_f1']:.2f} at the "
+              "learned thresholds")
     print("ratios: " + ", ".join(f"{k} {v:.3f}" for k, v in ratios.items()))
     path = save_result("export", {
         "benchmark": "export",

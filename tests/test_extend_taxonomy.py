@@ -178,7 +178,7 @@ def test_demo_shows_the_new_labels(extended):
     from modeling_htla.demo import HTLADemo
 
     folder, _ = extended
-    _, *levels, _ = HTLADemo(str(folder)).predict(TEXTS[2], 0.5)
+    _, *levels, _ = HTLADemo(str(folder)).predict(TEXTS[2], 0.5, 0.5, 0.5)  # one threshold per level
     shown = {label for level in levels for label in level}
     assert {"chemistry — Chemistry", "arts — Arts", "wimbledon — The Championships"} <= shown and len(levels) == 3
 
