@@ -33,13 +33,14 @@ def check_threshold(threshold, num_levels: int):
                      f"got {threshold!r}")
 
 
-def label_thresholds(config, threshold=None) -> np.ndarray:
-    """Every label's decision threshold `[L]`: the call's `threshold` (checked by `check_threshold`) or the model's."""
+def label_thresholds(config, taxonomy, threshold=None) -> np.ndarray:
+    """Every label's decision threshold `[L]`: the call's `threshold` (checked by `check_threshold`) or the model's,
+    spread over `taxonomy`'s labels (the pipeline's own, built once rather than from the config on every text)."""
     if threshold is None:
-        return np.asarray(config.label_thresholds())
+        threshold = config.decision_thresholds or 0.5
     if isinstance(threshold, list):
-        return np.asarray(config.get_taxonomy().per_label(threshold))
-    return np.full(len(config.id2label), float(threshold))
+        return np.asarray(taxonomy.per_label(threshold))
+    return np.full(len(taxonomy), float(threshold))
 
 
 class HTLATextClassificationPipeline(TextClassificationPipeline):
@@ -53,10 +54,14 @@ class HTLATextClassificationPipeline(TextClassificationPipeline):
                              f"got {function_to_apply!r}")
         if top_k not in ("", None) and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
             raise ValueError(f"top_k: expected a positive integer or None (every label), got {top_k!r}")
-        threshold = check_threshold(threshold, self.model.config.get_taxonomy().num_levels)
+        threshold = check_threshold(threshold, self.taxonomy.num_levels)
         preprocess, forward, postprocess = super()._sanitize_parameters(
             function_to_apply=function_to_apply, top_k=top_k, **tokenizer_kwargs)
         return preprocess, forward, {**postprocess, "threshold": threshold}
+
+    @cached_property
+    def taxonomy(self):
+        return self.model.config.get_taxonomy()
 
     @cached_property
     def label_names(self) -> dict[str, str]:
@@ -66,7 +71,8 @@ class HTLATextClassificationPipeline(TextClassificationPipeline):
 
     def postprocess(self, model_outputs, threshold=None, **kwargs):
         result = super().postprocess(model_outputs, **kwargs)
-        predicted = model_outputs["logits"][0].float().sigmoid().numpy() > label_thresholds(self.model.config, threshold)
+        predicted = model_outputs["logits"][0].float().sigmoid().numpy() > label_thresholds(
+            self.model.config, self.taxonomy, threshold)
         label2id = self.model.config.label2id
 
         def named(answer: dict) -> dict:
@@ -110,8 +116,8 @@ class HierarchicalTextClassificationPipeline(Pipeline):
 
     def postprocess(self, outputs, threshold=None):
         scores = outputs["logits"][0].float().sigmoid().numpy()
-        chosen = decode_scores(scores[None], self.taxonomy, label_thresholds(self.model.config, threshold),
-                               "consistent")[0]
+        thresholds = label_thresholds(self.model.config, self.taxonomy, threshold)
+        chosen = decode_scores(scores[None], self.taxonomy, thresholds, "consistent")[0]
         return [path_answer(self.taxonomy, j, score) for j, score in path_ends(scores, chosen, self.taxonomy)]
 
 
