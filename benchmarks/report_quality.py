@@ -69,7 +69,7 @@ class Row:
         return [run["results"][key] for run in self.runs if key in run["results"]]
 
 
-def _cell(values: list[float]) -> str:
+def spread_cell(values: list[float]) -> str:
     """`mean` for one seed, `mean (min–max)` for several."""
     if not values:
         return "–"
@@ -116,8 +116,8 @@ def markdown_table(rows: list[Row], split: str = "predict") -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
         cells = [row.name, row.budget, ", ".join(map(str, row.seeds))]
-        cells += [_cell([value * 100 for value in row.values(f"{split}_{key}")]) for key in COLUMNS.values()]
-        cells.append(_cell([seconds / 60 for seconds in row.values("train_runtime")]))
+        cells += [spread_cell([value * 100 for value in row.values(f"{split}_{key}")]) for key in COLUMNS.values()]
+        cells.append(spread_cell([seconds / 60 for seconds in row.values("train_runtime")]))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -137,7 +137,7 @@ def threshold_table(rows: list[Row]) -> str:
         picked = Row(row.variant, row.ablation, row.budget, runs)
         cells = [row.name, row.budget, ", ".join(map(str, picked.seeds))]
         for infix in ("", "learned_"):
-            cells += [_cell([100 * value for value in picked.values(f"predict_{infix}{key}")])
+            cells += [spread_cell([100 * value for value in picked.values(f"predict_{infix}{key}")])
                       for key in THRESHOLD_COLUMNS.values()]
         cells.append(", ".join(run["results"].get("eval_threshold_strategy", "–") for run in runs))
         lines.append("| " + " | ".join(cells) + " |")

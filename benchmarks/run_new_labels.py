@@ -51,6 +51,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors.torch import load_file, save_file
 
 from common import save_result
 
@@ -314,11 +315,11 @@ def extended_row(data: dict, args) -> dict:
     extended_dir = seen_dir.parent / "extended"
     tokenizer = AutoTokenizer.from_pretrained(seen_dir)
     seen_model = HTLAModel.from_pretrained(seen_dir)
-    cache = seen_dir / "text_features.pt"  # the encoder does not change when the model is extended
+    cache = seen_dir / "text_features.safetensors"  # the encoder does not change when the model is extended
     if not cache.is_file():
-        torch.save({split: text_features(seen_model, tokenizer, data["texts"][split], data["max_seq_length"])
-                    for split in ("validation", "test")}, cache)
-    features = torch.load(cache)
+        save_file({split: text_features(seen_model, tokenizer, data["texts"][split], data["max_seq_length"])
+                   for split in ("validation", "test")}, str(cache))
+    features = load_file(str(cache))
     seen, held = data["seen_ids"], data["held_ids"]
     before = seen_scores(full_order(seen_model, features["test"], data["taxonomy"]), data["gold_matrix"]["test"],
                          seen, data["seen"])

@@ -98,3 +98,42 @@ def test_tables_for_the_icd10cm_runs(tmp_path, capsys):
 def test_no_results_is_a_clear_error(tmp_path):
     with pytest.raises(SystemExit, match="no 20newsgroups_.*json results in"):
         load_report().main(["--results_dir", str(tmp_path)])
+
+
+def load_new_labels_report():
+    sys.path.insert(0, str(ROOT / "benchmarks"))  # it imports report_quality as the script does
+    try:
+        spec = importlib.util.spec_from_file_location("report_new_labels", ROOT / "benchmarks" / "report_new_labels.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    return module
+
+
+def write_new_labels(folder, row, seed, **result):
+    run = {"benchmark": "new_labels_icd10cm", "row": row, "seed": seed, **result}
+    (folder / f"new_labels_icd10cm_{row}_seed{seed}.json").write_text(json.dumps(run))
+
+
+def test_new_labels_report_groups_seeds_and_compares_with_zero_shot(tmp_path, capsys):
+    for seed, (zero_shot, extended, change) in {7: (0.30, 0.36, -0.001), 13: (0.32, 0.31, -0.006)}.items():
+        write_new_labels(tmp_path, "zero_shot", seed, after={"held_out_macro_f1": zero_shot, "held_out_map": 0.4},
+                         label_queries={"path": {"held_out_macro_f1": 0.2, "held_out_map": 0.3}})
+        write_new_labels(tmp_path, "extended", seed, seen_macro_f1_change=change,
+                         before={"seen_micro_f1": 0.94, "seen_macro_f1": 0.57},
+                         after={"held_out_macro_f1": extended, "held_out_map": 0.5, "seen_micro_f1": 0.94,
+                                "seen_macro_f1": 0.57 + change})
+    load_new_labels_report().main(["--dataset", "icd10cm", "--results_dir", str(tmp_path)])
+    out = capsys.readouterr().out
+    zero_shot_line = next(line for line in out.splitlines() if line.startswith("| zero-shot: cosine"))
+    assert "| 7, 13 | 31.00 (30.00–32.00) | 40.00 (40.00–40.00) | – | – |" in zero_shot_line
+    assert "| … extended (`extend_taxonomy`) | 7, 13 | 33.50 (31.00–36.00) |" in out
+    assert "ceiling" not in out  # no ceiling run saved: no line
+    assert "seed 7: extended − zero-shot held-out Macro-F1 +6.00, seen Macro-F1 change -0.10" in out
+    assert "seed 13: extended − zero-shot held-out Macro-F1 -1.00, seen Macro-F1 change -0.60" in out
+
+
+def test_new_labels_report_without_results_is_a_clear_error(tmp_path):
+    with pytest.raises(SystemExit, match="no new_labels_.*run benchmarks/run_new_labels.py first"):
+        load_new_labels_report().main(["--results_dir", str(tmp_path)])
