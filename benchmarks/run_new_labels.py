@@ -183,6 +183,16 @@ def text_features(model: HTLAModel, tokenizer, texts: list[str], max_length: int
     return torch.cat(chunks)
 
 
+def cached_text_features(model: HTLAModel, tokenizer, seen_dir: Path, data: dict) -> dict:
+    """Validation and test text features of the model trained without the held-out leaves, computed once (the
+    encoder does not change when the model is extended)."""
+    cache = seen_dir / "text_features.safetensors"
+    if not cache.is_file():
+        save_file({split: text_features(model, tokenizer, data["texts"][split], data["max_seq_length"])
+                   for split in ("validation", "test")}, str(cache))
+    return load_file(str(cache))
+
+
 @torch.no_grad()
 def full_order(model: HTLAModel, features: torch.Tensor, taxonomy: Taxonomy) -> np.ndarray:
     """`[N, L]` logits of the model from text features, columns in `taxonomy`'s order (NaN for labels it lacks)."""
@@ -315,11 +325,7 @@ def extended_row(data: dict, args) -> dict:
     extended_dir = seen_dir.parent / "extended"
     tokenizer = AutoTokenizer.from_pretrained(seen_dir)
     seen_model = HTLAModel.from_pretrained(seen_dir)
-    cache = seen_dir / "text_features.safetensors"  # the encoder does not change when the model is extended
-    if not cache.is_file():
-        save_file({split: text_features(seen_model, tokenizer, data["texts"][split], data["max_seq_length"])
-                   for split in ("validation", "test")}, str(cache))
-    features = load_file(str(cache))
+    features = cached_text_features(seen_model, tokenizer, seen_dir, data)
     seen, held = data["seen_ids"], data["held_ids"]
     before = seen_scores(full_order(seen_model, features["test"], data["taxonomy"]), data["gold_matrix"]["test"],
                          seen, data["seen"])

@@ -1,0 +1,87 @@
+"""Probe: where a new label's bias should come from. `extend_taxonomy` matches a new label's mean logit over the
+label *names* to its family's; here the bias is instead matched on the unlabelled texts being predicted (their
+labels are never read), by the mean logit or by an upper quantile, on the models `run_new_labels.py --row extended`
+trained and extended. Results: benchmarks/results/new_labels_bias_probe.json.
+
+    python benchmarks/probe_new_label_bias.py --runs icd10cm:42 icd10cm:7 icd10cm:13 20newsgroups:42 20newsgroups:7
+
+Each split is calibrated on its own texts (validation on validation texts, test on test texts), as `--do_predict`
+would on the texts it is given; the decision threshold is still the one the seen labels choose on validation.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+from transformers import AutoTokenizer
+
+from common import save_result
+import run_new_labels as nl
+from modeling_htla import HTLAModel
+
+RULES = {  # a new label's logits [N] and its family's [N, K] on the texts -> the shift of its bias
+    "mean logit": lambda own, family: family.mean() - own.mean(),
+    "95th percentile": lambda own, family: torch.quantile(family, 0.95, dim=0).mean() - torch.quantile(own, 0.95),
+    "99th percentile": lambda own, family: torch.quantile(family, 0.99, dim=0).mean() - torch.quantile(own, 0.99),
+}
+
+
+@torch.no_grad()
+def scores(data: dict, model: HTLAModel, features: dict, added: list[int], near: list[list[int]], rule) -> dict:
+    """Held-out-leaf Macro-F1 and mAP on validation and test, each split's new biases shifted by `rule` on its
+    own texts (no shift when `rule` is None)."""
+    bias = model.classifier.bias.detach().clone()
+    probabilities = {}
+    for split in ("validation", "test"):
+        model.classifier.bias.copy_(bias)
+        if rule is not None:
+            model._label_cache = None
+            logits = model._logits(features[split], model.label_features())  # [N, L] in the model's order
+            for j, rows in zip(added, near):
+                model.classifier.bias[j] += rule(logits[:, j], logits[:, rows])
+        probabilities[split] = nl.sigmoid(nl.full_order(model, features[split], data["taxonomy"]))
+    model.classifier.bias.copy_(bias)
+    test = nl.held_out_scores(probabilities, data["gold_matrix"], data["seen_ids"], data["held_ids"])
+    validation = nl.held_out_scores({"validation": probabilities["validation"], "test": probabilities["validation"]},
+                                    {"validation": data["gold_matrix"]["validation"],
+                                     "test": data["gold_matrix"]["validation"]}, data["seen_ids"], data["held_ids"])
+    return {"validation": {key: validation[key] for key in ("held_out_macro_f1", "held_out_map")},
+            "test": {key: test[key] for key in ("held_out_macro_f1", "held_out_map")}}
+
+
+def probe(dataset: str, seed: int) -> dict:
+    data = nl.prepare(dataset, seed)
+    taxonomy = data["taxonomy"]
+    data["gold_matrix"] = {split: nl.multi_hot(sets, len(taxonomy)) for split, sets in data["gold"].items()}
+    data["seen_ids"] = [taxonomy.label2id[label] for label in data["seen"].labels]
+    data["held_ids"] = [taxonomy.label2id[label] for label in data["held_out"]]
+    seen_dir = nl.OUTPUTS / f"{dataset}_seed{seed}" / "seen"
+    features = nl.cached_text_features(HTLAModel.from_pretrained(seen_dir), AutoTokenizer.from_pretrained(seen_dir),
+                                       seen_dir, data)
+    model = HTLAModel.from_pretrained(seen_dir.parent / "extended").eval()
+    added = list(range(len(data["seen"]), model.config.num_labels))
+    near = nl.nearest_rows(model, added)
+    rows = {"label names (extend_taxonomy)": scores(data, model, features, added, near, None)}
+    rows.update({f"{name} over the texts": scores(data, model, features, added, near, rule)
+                 for name, rule in RULES.items()})
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", nargs="+", required=True, help="dataset:seed pairs with an extended model")
+    args = parser.parse_args()
+    results = {}
+    for run in args.runs:
+        dataset, seed = run.split(":")
+        results[run] = probe(dataset, int(seed))
+        for name, row in results[run].items():
+            print(f"{run:16} {name:32} validation {100 * row['validation']['held_out_macro_f1']:6.2f} "
+                  f"{100 * row['validation']['held_out_map']:6.2f}  test {100 * row['test']['held_out_macro_f1']:6.2f} "
+                  f"{100 * row['test']['held_out_map']:6.2f}")
+    print(f"saved {save_result('new_labels_bias_probe', {'benchmark': 'new_labels_bias_probe', 'runs': results})}")
+
+
+if __name__ == "__main__":
+    main()
