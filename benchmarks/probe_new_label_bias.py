@@ -51,11 +51,7 @@ def scores(data: dict, model: HTLAModel, features: dict, added: list[int], near:
 
 
 def probe(dataset: str, seed: int) -> dict:
-    data = nl.prepare(dataset, seed)
-    taxonomy = data["taxonomy"]
-    data["gold_matrix"] = {split: nl.multi_hot(sets, len(taxonomy)) for split, sets in data["gold"].items()}
-    data["seen_ids"] = [taxonomy.label2id[label] for label in data["seen"].labels]
-    data["held_ids"] = [taxonomy.label2id[label] for label in data["held_out"]]
+    data = nl.prepare_scoring(dataset, seed)
     seen_dir = nl.OUTPUTS / f"{dataset}_seed{seed}" / "seen"
     features = nl.cached_text_features(HTLAModel.from_pretrained(seen_dir), AutoTokenizer.from_pretrained(seen_dir),
                                        seen_dir, data)

@@ -160,6 +160,16 @@ def prepare(dataset: str, seed: int) -> dict:
             "settings": settings}
 
 
+def prepare_scoring(dataset: str, seed: int) -> dict:
+    """`prepare`, plus the gold multi-hot matrices and the seen and held-out label ids the scores need."""
+    data = prepare(dataset, seed)
+    taxonomy = data["taxonomy"]
+    data["gold_matrix"] = {split: multi_hot(sets, len(taxonomy)) for split, sets in data["gold"].items()}
+    data["seen_ids"] = [taxonomy.label2id[label] for label in data["seen"].labels]
+    data["held_ids"] = [taxonomy.label2id[label] for label in data["held_out"]]
+    return data
+
+
 DATA_KEYS = ("train_file", "validation_file", "test_file", "taxonomy_file", "label_names_file", "skip_empty_texts")
 
 
@@ -410,11 +420,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.manual_seed(args.seed)
     start = time.time()
-    data = prepare(args.dataset, args.seed)
-    taxonomy = data["taxonomy"]
-    data["gold_matrix"] = {split: multi_hot(sets, len(taxonomy)) for split, sets in data["gold"].items()}
-    data["seen_ids"] = [taxonomy.label2id[label] for label in data["seen"].labels]
-    data["held_ids"] = [taxonomy.label2id[label] for label in data["held_out"]]
+    data = prepare_scoring(args.dataset, args.seed)
     result = ROWS[args.row](data, args)
     name = f"new_labels_{args.dataset}_{args.row}_seed{args.seed}"
     path = save_result(name, {

@@ -7,8 +7,9 @@ Requests are the text-classification task's: `{"inputs": str | list[str], "param
 "paths", "threshold": t}}` answers the label paths the tree allows instead. Labels are decided at the model's decision
 thresholds (learned per level on validation) unless `threshold` gives one number, or one per level. The file imports
 only transformers: the model, its pipelines and taxonomy come from the checkpoint folder itself (`trust_remote_code`),
-so serving needs neither network nor the htla package. The model is the class the folder's `auto_map` names: the PyTorch `HTLAModel` in a checkpoint,
-`HTLAOnnxModel` (ONNX Runtime) in a folder exported by `python -m modeling_htla.onnx`; both answer alike.
+so serving needs neither network nor the htla package. The model is the class the folder's `auto_map` names: the
+PyTorch `HTLAModel` in a checkpoint, `HTLAOnnxModel` (ONNX Runtime) in a folder exported by
+`python -m modeling_htla.onnx`; both answer alike.
 """
 
 from __future__ import annotations
