@@ -12,7 +12,8 @@ In the style of the transformers example scripts (`run_classification.py`):
 `--model_name_or_path` names a text encoder (a fresh HTLA is built on it) or a trained HTLA checkpoint (training
 continues, or `--do_predict` runs with the checkpoint's own taxonomy). With a checkpoint, a `--taxonomy_file` holding
 more labels extends it (`HTLAModel.extend_taxonomy`): the new labels are scored from their names and places in the
-tree, and without `--do_train` the extended checkpoint is saved in `--output_dir`.
+tree, their biases calibrated on the texts to predict (`--calibrate_new_labels`), and without `--do_train` the extended
+checkpoint is saved in `--output_dir`.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ from modeling_htla.io import write_atomic
 from modeling_htla.trainer import AnyMetricEarlyStopping, last_complete_checkpoint
 from modeling_htla.metrics import htc_scores
 from modeling_htla.model_card import model_card, widget_examples
+from modeling_htla.modeling import MIN_CALIBRATION_TEXTS
 from modeling_htla.thresholds import choose_thresholds
 
 logger = logging.getLogger(__name__)
@@ -177,6 +179,13 @@ class DataArguments:
         metadata={"help": "Learn decision thresholds on the validation split (one global or one per level, chosen by "
                   "cross-validation on that split; modeling_htla/thresholds.py) and store them in the saved config. "
                   "Default: when training with --do_eval."},
+    )
+    calibrate_new_labels: bool = field(
+        default=True,
+        metadata={"help": "After extending a checkpoint by new labels (without --do_train): set their biases from the "
+                  "unlabelled texts to predict (--test_file, else the validation texts; their labels are not read) "
+                  "so each new label's 95th-percentile logit matches its family's (HTLAModel.calibrate_new_labels). "
+                  "False keeps the biases extend_taxonomy sets from the labels' names."},
     )
     decoding: str = field(default="threshold", metadata={"help": f"Prediction decoding: one of {DECODING}."})
     preprocessing_num_workers: int | None = field(default=None, metadata={"help": "Processes for tokenization."})
@@ -377,6 +386,19 @@ def most_frequent_baseline(train_label_ids: list[list[int]], test_vectors: np.nd
     return compute_metrics(EvalPrediction(predictions=logits, label_ids=test_vectors))
 
 
+def calibrate(model: HTLAModel, tokenizer, raw: DatasetDict, max_seq_length: int) -> None:
+    """Calibrate the labels without training examples on the texts to predict (test, else validation)."""
+    split = "test" if "test" in raw else "validation" if "validation" in raw else None
+    texts = raw[split]["text"][:] if split else []
+    if len(texts) < MIN_CALIBRATION_TEXTS:
+        logger.warning("New labels not calibrated: %d texts to predict, fewer than %d; their biases stay as set from "
+                       "their names", len(texts), MIN_CALIBRATION_TEXTS)
+        return
+    shifts = model.calibrate_new_labels(texts, tokenizer, max_length=max_seq_length)
+    logger.warning("Calibrated the biases of %d labels without training examples on the %d %s texts (mean shift "
+                   "%+.2f)", len(shifts), len(texts), split, np.mean(list(shifts.values())))
+
+
 def main(argv: list[str] | None = None) -> None:
     model_args, data_args, training_args = parse_args(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", level=logging.INFO)
@@ -400,6 +422,9 @@ def main(argv: list[str] | None = None) -> None:
         shown = ", ".join(taxonomy.labels[j] for j in added[:5]) + (", …" if len(added) > 5 else "")
         logger.warning("Extended the checkpoint by %d labels (%s), scored from their names and places in the tree",
                        len(added), shown)  # shown at every log level: predictions now include labels never trained
+
+    if added and data_args.calibrate_new_labels and not training_args.do_train:
+        calibrate(model, tokenizer, raw, data_args.max_seq_length)
 
     def tokenize(batch):
         encoded = tokenizer(batch["text"], truncation=True, max_length=data_args.max_seq_length)

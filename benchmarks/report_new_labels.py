@@ -24,7 +24,9 @@ LINES = (
     ("zero-shot: cosine of all-MiniLM-L6-v2 embeddings of text and name", "zero_shot", ("after",)),
     ("zero-shot with the ancestors' names (`path`)", "zero_shot", ("label_queries", "path")),
     ("trained without the held-out leaves, before extending", "extended", ("before",)),
-    ("… extended (`extend_taxonomy`)", "extended", ("after",)),
+    ("… extended, biases from the label names (`extend_taxonomy` alone)", "extended",
+     ("initializations", "extend_taxonomy")),
+    ("… extended and calibrated on the texts to predict (`run_htc.py`)", "extended", ("after",)),
     ("ceiling: trained with them", "ceiling", ("after",)),
 )
 
@@ -39,8 +41,9 @@ def load_runs(results_dir: Path, dataset: str) -> dict[str, dict[int, dict]]:
 
 
 def figures(run: dict, where: tuple[str, ...]) -> dict:
+    """The figures at `where` in a saved result (empty when an older run did not save them)."""
     for key in where:
-        run = run[key]
+        run = run.get(key, {})
     return run
 
 
@@ -51,7 +54,11 @@ def markdown_table(runs: dict[str, dict[int, dict]], dataset: str) -> str:
         seeds = sorted(runs.get(row, {}))
         if not seeds:
             continue
-        found = [figures(runs[row][seed], where) for seed in seeds]
+        found = {seed: figures(runs[row][seed], where) for seed in seeds}
+        seeds = [seed for seed in seeds if found[seed]]
+        if not seeds:
+            continue
+        found = [found[seed] for seed in seeds]
         cells = [spread_cell([100 * f[key] for f in found if key in f]) for key in COLUMNS]
         lines.append("| " + " | ".join([title, ", ".join(map(str, seeds)), *cells]) + " |")
     return "\n".join(lines)

@@ -32,8 +32,10 @@ a held-out leaf keeps only its ancestors. The test set keeps every label.
 - Seen labels: Micro/Macro-F1 (sigmoid > 0.5, the run's own metric) of the seen labels on the test set, before and
   after extending (their gold labels are what the trained model knew: a held-out leaf's document counts its
   ancestors only).
-- `extended` also scores other initializations of the new labels' parameters (`INITIALIZATIONS`) on the same
-  trained model, on validation and test, to compare them with what `extend_taxonomy` does.
+- `extended`: the checkpoint `run_htc.py --do_predict` writes, extended and its new labels' biases calibrated on
+  the test texts (`calibrate_new_labels`; their labels are not read); its validation figures are calibrated on the
+  validation texts. It also scores `extend_taxonomy` alone (biases from the label names) and other initializations
+  of the new labels' parameters (`INITIALIZATIONS`) on the same trained model, on validation and test.
 - `zero_shot`: no training; cosine between the mean-pooled embedding (the packaged all-MiniLM-L6-v2, the encoder the
   models start from) of the text and of the label's name (`name`), or of its path of names (`path`, ancestors
   first), thresholded the same way.
@@ -275,7 +277,7 @@ def model_rows(data: dict, model: HTLAModel, features: dict, seen: list[int], he
 
 def nearest_rows(model: HTLAModel, added: list[int]) -> list[list[int]]:
     count = len(model.taxonomy) - len(added)
-    return [model.taxonomy.nearest_known(j, count) for j in added]
+    return [model.taxonomy.nearest_known(j, range(count)) for j in added]
 
 
 def _set_rows(table: torch.Tensor, rows: list[int], values: list[torch.Tensor]) -> None:
@@ -331,6 +333,9 @@ INITIALIZATIONS = {
 
 
 def extended_row(data: dict, args) -> dict:
+    """`after`: the checkpoint `run_htc.py --do_predict` extends and calibrates on the test texts (validation figures:
+    calibrated on the validation texts); `initializations`: `extend_taxonomy` alone (the label-names bias) and the
+    other initializations, applied to it."""
     seen_dir = train(data["runs"]["seen"])
     extended_dir = seen_dir.parent / "extended"
     tokenizer = AutoTokenizer.from_pretrained(seen_dir)
@@ -344,12 +349,19 @@ def extended_row(data: dict, args) -> dict:
         "label_names_file": data["names_file"], "test_file": data["files"]["full"]["test"], "do_predict": True,
         "output_dir": str(extended_dir), "max_seq_length": data["max_seq_length"], "per_device_eval_batch_size": 128,
         "report_to": "none"}))
-    model = HTLAModel.from_pretrained(extended_dir).eval()
+    calibrated = HTLAModel.from_pretrained(extended_dir).eval()
+    after = model_rows(data, calibrated, features, seen, held)
+    calibrated.calibrate_new_labels(text_features=features["validation"])  # as a run on the validation texts would
+    after["validation"] = _validation_held_out(data, calibrated, features, seen, held)
+
+    model = seen_model.eval()
+    model.extend_taxonomy(data["taxonomy"], tokenizer)
     count = len(data["seen"])
     added = list(range(count, model.config.num_labels))
     near = nearest_rows(model, added)
     names = text_features(model, tokenizer, model.taxonomy.names, data["max_seq_length"])  # [L, H]
     variants = {"extend_taxonomy": model_rows(data, model, features, seen, held)}
+    variants["extend_taxonomy"]["validation"] = _validation_held_out(data, model, features, seen, held)
     state = {name: value.detach().clone() for name, value in model.state_dict().items()}
     for name, initialize in INITIALIZATIONS.items():
         with torch.no_grad():
@@ -357,9 +369,8 @@ def extended_row(data: dict, args) -> dict:
         variants[name] = model_rows(data, model, features, seen, held)
         variants[name]["validation"] = _validation_held_out(data, model, features, seen, held)
         model.load_state_dict(state)
-    variants["extend_taxonomy"]["validation"] = _validation_held_out(data, model, features, seen, held)
-    return {"before": before, "after": variants["extend_taxonomy"], "initializations": variants,
-            "seen_macro_f1_change": variants["extend_taxonomy"]["seen_macro_f1"] - before["seen_macro_f1"]}
+    return {"before": before, "after": after, "initializations": variants,
+            "seen_macro_f1_change": after["seen_macro_f1"] - before["seen_macro_f1"]}
 
 
 def _validation_held_out(data: dict, model: HTLAModel, features: dict, seen: list[int], held: list[int]) -> dict:

@@ -20,6 +20,7 @@ from torch.autograd.function import once_differentiable
 from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedModel
 from transformers import initialization as init
 from transformers.utils import ModelOutput
+from transformers.utils.logging import tqdm
 
 from configuration_htla import HTLAConfig
 
@@ -113,6 +114,8 @@ ROW_CHUNK = 8192  # label rows per chunk of `AddFusionLogits`' per-label dot pro
 # `extend_taxonomy` sets a new label's bias over the names of the new labels and of about this many old labels
 # (every k-th): the texts at hand to put its scores on its family's scale.
 NAME_POPULATION = 4096
+# `calibrate_new_labels` places a quantile of each label's logits over the texts: fewer texts place none.
+MIN_CALIBRATION_TEXTS = 20
 
 
 class AddFusionLogits(torch.autograd.Function):
@@ -244,7 +247,8 @@ class HTLAModel(HTLAPreTrainedModel):
           0.09 with a zero weight, which leaves the graph's cosine alone);
         - bias `b_j`: so that, over the names of the labels (the one population of texts at hand, mostly
           negatives), the label's mean logit equals its family's: its scores sit on their scale and one decision
-          threshold serves both (held-out Macro-F1 0.36 against 0.18 with the family's mean bias);
+          threshold serves both (held-out Macro-F1 0.36 against 0.18 with the family's mean bias). With unlabelled
+          texts at hand, the texts to predict, `calibrate_new_labels` places it better (`run_htc.py` does so);
         - label-id embedding (GPTrans node input): zero, so the node starts from the name's mean word embedding;
         - path embedding (edge features): the family's mean, so paths through the label look like paths through
           its family;
@@ -275,9 +279,9 @@ class HTLAModel(HTLAPreTrainedModel):
             raise ValueError(f"extend_taxonomy: a model with {setting} has no way to score a label it was not trained "
                              f"on; only models with the graph encoder and fusion 'dot' or 'hybrid' can be extended")
         graph, head = self.graph_encoder, self.classifier
-        nearest = [taxonomy.nearest_known(j, count) for j in added]
+        nearest = [taxonomy.nearest_known(j, range(count)) for j in added]
         population = sorted(set(added) | set(range(0, count, max(1, count // NAME_POPULATION))))  # label ids
-        names = self._name_features([taxonomy.names[j] for j in population], tokenizer)  # [P, H]
+        names = self._read_texts([taxonomy.names[j] for j in population], tokenizer)  # [P, H]
         new_names = names[[population.index(j) for j in added]]  # [K, H]
 
         def grown(table: torch.Tensor, new_rows: torch.Tensor, at: int) -> nn.Parameter:
@@ -326,14 +330,97 @@ class HTLAModel(HTLAPreTrainedModel):
         self.train(was_training)
         return added
 
-    def _name_features(self, names: list[str], tokenizer, batch_size: int = 256) -> torch.Tensor:
-        """`[N, H]` text features of label names read as documents (eval mode: no dropout)."""
+    @torch.no_grad()
+    def calibrate_new_labels(
+        self,
+        texts: list[str] | None = None,
+        tokenizer=None,
+        *,
+        text_features: torch.Tensor | None = None,
+        labels: list[str] | None = None,
+        quantile: float = 0.95,
+        max_length: int | None = None,
+        batch_size: int = 64,
+    ) -> dict[str, float]:
+        """Set the biases of labels the model has no training examples of from unlabelled texts: the texts a model
+        extended by `extend_taxonomy` is about to predict. Their labels are never read.
+
+        Each such label's bias moves so that its `quantile` logit over the texts equals the mean `quantile` logit
+        of its nearest labels with examples (`Taxonomy.nearest_known`: its siblings, else its level): the label then
+        fires on about as large a top share of the texts as its family, and the one decision threshold serves it.
+        `extend_taxonomy`'s own bias rule matches the mean logit over the labels' names instead, the one population
+        it has. Measured on the held-out leaves of `benchmarks/run_new_labels.py` (README "New labels after
+        training"), the 95th percentile over the texts beat that rule on validation in all 6 runs (ICD-10-CM and 20
+        Newsgroups, 3 seeds each); the mean logit over the texts lost to it in one. Only the biases of `labels`
+        change, so their ranking of the texts (mean average precision) does not.
+
+        Args:
+            texts (`list[str]`, *optional*):
+                The unlabelled texts, read with `tokenizer`; or give their `text_features`.
+            tokenizer (`PreTrainedTokenizerBase`, *optional*):
+                The text encoder's tokenizer, with `texts`.
+            text_features (`torch.Tensor` of shape `[N, H]`, *optional*):
+                The texts' features from `encode_text`, instead of `texts`.
+            labels (`list[str]`, *optional*):
+                The labels to calibrate; default `config.labels_without_examples`.
+            quantile (`float`, *optional*, defaults to 0.95):
+                The share of the texts below the matched logit.
+            max_length (`int`, *optional*):
+                Tokens per text after truncation (default: the tokenizer's limit); use the training run's.
+            batch_size (`int`, *optional*, defaults to 64):
+                Texts per forward pass.
+
+        Returns:
+            `dict[str, float]`: the shift added to each calibrated label's bias.
+        """
+        labels = list(self.config.labels_without_examples or []) if labels is None else list(labels)
+        taxonomy = self.taxonomy
+        unknown = [label for label in labels if label not in taxonomy.label2id]
+        if unknown:
+            raise ValueError(f"calibrate_new_labels: labels {unknown[:3]} are not in the model's taxonomy")
+        if not labels:
+            return {}
+        if not 0 < quantile < 1:
+            raise ValueError(f"calibrate_new_labels: quantile must lie in (0, 1), got {quantile}")
+        if text_features is None:
+            if texts is None or tokenizer is None:
+                raise ValueError("calibrate_new_labels: give `texts` and `tokenizer`, or `text_features`")
+            text_features = self._read_texts(texts, tokenizer, max_length, batch_size)
+        if len(text_features) < MIN_CALIBRATION_TEXTS:
+            raise ValueError(f"calibrate_new_labels: needs at least {MIN_CALIBRATION_TEXTS} texts to place a "
+                             f"{quantile:.0%} quantile, got {len(text_features)}")
+        ids = [taxonomy.label2id[label] for label in labels]
+        without = set(ids) | {taxonomy.label2id[label] for label in self.config.labels_without_examples or []}
+        known = set(range(len(taxonomy))) - without
+        if not known:
+            raise ValueError("calibrate_new_labels: no label with training examples to calibrate against")
+        was_training = self.training
+        self.eval()
+        family = [taxonomy.nearest_known(j, known) for j in ids]
+        scored = sorted(set(ids) | {j for rows in family for j in rows})
+        column = {j: k for k, j in enumerate(scored)}
+        rows = torch.tensor(scored, device=text_features.device)
+        logits = self._logits(text_features, self.label_features()[rows], rows)  # [N, scored]
+        top = torch.quantile(logits.float(), quantile, dim=0)  # [scored]
+        shifts = {}
+        for label, j, near in zip(labels, ids, family):
+            shift = top[[column[k] for k in near]].mean() - top[column[j]]
+            self.classifier.bias[j] += shift.to(self.classifier.bias.dtype)
+            shifts[label] = float(shift)
+        self.train(was_training)
+        return shifts
+
+    def _read_texts(self, texts: list[str], tokenizer, max_length: int | None = None,
+                    batch_size: int = 256) -> torch.Tensor:
+        """`[N, H]` text features of `texts` (eval mode: no dropout), with a progress bar on long lists."""
         was_training = self.training
         self.eval()
         device = self.text_encoder.get_input_embeddings().weight.device
         features = []
-        for start in range(0, len(names), batch_size):
-            inputs = tokenizer(names[start:start + batch_size], padding=True, truncation=True, return_tensors="pt")
+        starts = range(0, len(texts), batch_size)
+        for start in tqdm(starts, desc="Reading texts", disable=len(starts) < 8, leave=False):
+            inputs = tokenizer(texts[start:start + batch_size], padding=True, truncation=True, max_length=max_length,
+                               return_tensors="pt")
             features.append(self.encode_text(**inputs.to(device)))
         self.train(was_training)
         return torch.cat(features)

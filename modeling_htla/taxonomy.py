@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -341,14 +341,15 @@ class Taxonomy:
             self.names + [bigger.names[j] for j in new],
         )
 
-    def nearest_known(self, label_id: int, known: int) -> list[int]:
-        """The labels among the first `known` that stand nearest to `label_id` in the tree: its siblings among them,
-        else those at its depth, else all of them. A label added after training (`extended_by`) takes what it cannot
-        learn from them."""
+    def nearest_known(self, label_id: int, known: Container[int]) -> list[int]:
+        """The `known` labels (ids, e.g. `range(count)`) that stand nearest to `label_id` in the tree: its siblings
+        among them, else those at its depth, else all of them. A label added after training (`extended_by`) takes
+        what it cannot learn from them."""
         parent = self.parent_ids[label_id]
-        siblings = [j for j in (self.children[parent] if parent >= 0 else self.roots) if j < known and j != label_id]
-        level = [j for j in range(known) if self.depths[j] == self.depths[label_id]]
-        return siblings or level or list(range(known))
+        siblings = [j for j in (self.children[parent] if parent >= 0 else self.roots) if j in known and j != label_id]
+        everyone = [j for j in range(len(self)) if j in known and j != label_id]
+        level = [j for j in everyone if self.depths[j] == self.depths[label_id]]
+        return siblings or level or everyone
 
     # ------------------------------------------------------------------ serialization
 

@@ -199,6 +199,78 @@ def test_fine_tuning_after_extending(extended, data_dir, tmp_path):
     assert "- chemistry" not in (out / "README.md").read_text()
 
 
+# Unlabelled texts to calibrate on: enough for a 95th percentile, each a mix of the topics' words.
+CALIBRATION_TEXTS = [f"{TEXTS[i % 4]} {TEXTS[(3 * i + 1) % 4].split()[i % 4]} note {i}" for i in range(24)]
+
+
+def test_calibrating_new_labels_matches_their_family_quantile_over_the_texts(hybrid):
+    out, bigger, _ = hybrid
+    model = HTLAModel.from_pretrained(out).eval()
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    added = model.extend_taxonomy(Taxonomy.from_file(bigger, NEW_NAMES), tokenizer)
+    inputs = tokenizer(CALIBRATION_TEXTS, return_tensors="pt", padding=True)
+    before = {name: parameter.detach().clone() for name, parameter in model.named_parameters()}
+    with torch.no_grad():
+        old_logits = model(**inputs).logits
+
+    shifts = model.calibrate_new_labels(CALIBRATION_TEXTS, tokenizer)
+    assert sorted(shifts) == sorted(NEW_NAMES)
+    for name, parameter in model.named_parameters():  # only the new labels' biases move
+        if name == "classifier.bias":
+            assert torch.equal(parameter[: len(OLD)], before[name][: len(OLD)])
+            assert not torch.equal(parameter[added], before[name][added])
+        else:
+            assert torch.equal(parameter, before[name]), name
+    with torch.no_grad():
+        logits = model(**inputs).logits
+    assert torch.allclose(logits[:, : len(OLD)], old_logits[:, : len(OLD)], atol=1e-5)
+    for label, shift in shifts.items():  # a constant shift: the label ranks the texts as before
+        j = model.config.label2id[label]
+        assert torch.allclose(logits[:, j] - old_logits[:, j], torch.full((len(logits),), shift), atol=1e-4)
+        family = model.taxonomy.nearest_known(j, range(len(OLD)))
+        own, theirs = logits[:, j].quantile(0.95), logits[:, family].quantile(0.95, dim=0).mean()
+        assert float(own) == pytest.approx(float(theirs), abs=1e-4)
+    # Calibrated again, from the texts' features instead of the texts: nothing left to shift.
+    with torch.no_grad():
+        features = model.encode_text(**inputs)
+    again = model.calibrate_new_labels(text_features=features)
+    assert all(abs(value) < 1e-4 for value in again.values())
+
+
+def test_calibrating_refuses_too_few_texts_and_unknown_labels(hybrid):
+    out, bigger, _ = hybrid
+    model = HTLAModel.from_pretrained(out).eval()
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    assert model.calibrate_new_labels(CALIBRATION_TEXTS, tokenizer) == {}  # nothing without examples yet
+    model.extend_taxonomy(Taxonomy.from_file(bigger, NEW_NAMES), tokenizer)
+    with pytest.raises(ValueError, match="needs at least 20 texts to place a 95% quantile, got 4"):
+        model.calibrate_new_labels(TEXTS, tokenizer)
+    with pytest.raises(ValueError, match=r"labels \['opera'\] are not in the model's taxonomy"):
+        model.calibrate_new_labels(CALIBRATION_TEXTS, tokenizer, labels=["opera"])
+
+
+def test_run_htc_calibrates_new_labels_on_the_texts_to_predict(hybrid, extended, tmp_path):
+    """With 20 texts or more to predict, the saved extended checkpoint carries the biases `calibrate_new_labels` gives
+    on them; with fewer (the `extended` run's 8), a warning says the biases stay as set from the names."""
+    out, bigger, names = hybrid
+    _, records = extended
+    assert "New labels not calibrated: 8 texts to predict, fewer than 20; their biases stay as set from their names" \
+        in records
+    test = write_jsonl(tmp_path / "test.jsonl", [{"text": text, "labels": "science > physics"}
+                                                 for text in CALIBRATION_TEXTS])
+    folder = tmp_path / "calibrated"
+    run(["--model_name_or_path", str(out), "--taxonomy_file", str(bigger), "--label_names_file", str(names),
+         "--test_file", test, "--do_predict", "--output_dir", str(folder)])
+    saved = HTLAModel.from_pretrained(folder).classifier.bias.detach()
+
+    model, tokenizer = HTLAModel.from_pretrained(out), AutoTokenizer.from_pretrained(out)
+    model.extend_taxonomy(Taxonomy.from_file(bigger, NEW_NAMES), tokenizer)
+    names_rule = model.classifier.bias.detach().clone()
+    model.calibrate_new_labels(CALIBRATION_TEXTS, tokenizer, max_length=16)
+    assert torch.allclose(saved, model.classifier.bias.detach(), atol=1e-5)
+    assert not torch.allclose(saved, names_rule, atol=1e-3)
+
+
 def test_bigger_taxonomy_must_keep_every_label_and_parent(small_taxonomy, encoder_dir):
     model, tokenizer = make_model(small_taxonomy, fusion="hybrid"), AutoTokenizer.from_pretrained(encoder_dir)
     parents = dict(zip(small_taxonomy.labels, small_taxonomy.to_dict()["parents"]))

@@ -123,12 +123,14 @@ def test_new_labels_report_groups_seeds_and_compares_with_zero_shot(tmp_path, ca
         write_new_labels(tmp_path, "extended", seed, seen_macro_f1_change=change,
                          before={"seen_micro_f1": 0.94, "seen_macro_f1": 0.57},
                          after={"held_out_macro_f1": extended, "held_out_map": 0.5, "seen_micro_f1": 0.94,
-                                "seen_macro_f1": 0.57 + change})
+                                "seen_macro_f1": 0.57 + change},
+                         initializations={} if seed == 13 else {"extend_taxonomy": {"held_out_macro_f1": 0.25}})
     load_new_labels_report().main(["--dataset", "icd10cm", "--results_dir", str(tmp_path)])
     out = capsys.readouterr().out
     zero_shot_line = next(line for line in out.splitlines() if line.startswith("| zero-shot: cosine"))
     assert "| 7, 13 | 31.00 (30.00–32.00) | 40.00 (40.00–40.00) | – | – |" in zero_shot_line
-    assert "| … extended (`extend_taxonomy`) | 7, 13 | 33.50 (31.00–36.00) |" in out
+    assert "| … extended and calibrated on the texts to predict (`run_htc.py`) | 7, 13 | 33.50 (31.00–36.00) |" in out
+    assert "| … extended, biases from the label names (`extend_taxonomy` alone) | 7 | 25.00 | – |" in out
     assert "ceiling" not in out  # no ceiling run saved: no line
     assert "seed 7: extended − zero-shot held-out Macro-F1 +6.00, seen Macro-F1 change -0.10" in out
     assert "seed 13: extended − zero-shot held-out Macro-F1 -1.00, seen Macro-F1 change -0.60" in out
