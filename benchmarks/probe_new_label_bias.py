@@ -1,7 +1,8 @@
 """Probe: where a new label's bias should come from. `extend_taxonomy` matches a new label's mean logit over the
 label *names* to its family's; here the bias is instead matched on the unlabelled texts being predicted (their
 labels are never read), by the mean logit or by an upper quantile, on the models `run_new_labels.py --row extended`
-trained and extended. Results: benchmarks/results/new_labels_bias_probe.json.
+trained. The 95th percentile won and is `HTLAModel.calibrate_new_labels`. Results:
+benchmarks/results/new_labels_bias_probe.json.
 
     python benchmarks/probe_new_label_bias.py --runs icd10cm:42 icd10cm:7 icd10cm:13 20newsgroups:42 20newsgroups:7
 
@@ -53,9 +54,10 @@ def scores(data: dict, model: HTLAModel, features: dict, added: list[int], near:
 def probe(dataset: str, seed: int) -> dict:
     data = nl.prepare_scoring(dataset, seed)
     seen_dir = nl.OUTPUTS / f"{dataset}_seed{seed}" / "seen"
-    features = nl.cached_text_features(HTLAModel.from_pretrained(seen_dir), AutoTokenizer.from_pretrained(seen_dir),
-                                       seen_dir, data)
-    model = HTLAModel.from_pretrained(seen_dir.parent / "extended").eval()
+    tokenizer = AutoTokenizer.from_pretrained(seen_dir)
+    model = HTLAModel.from_pretrained(seen_dir).eval()
+    features = nl.cached_text_features(model, tokenizer, seen_dir, data)
+    model.extend_taxonomy(data["taxonomy"], tokenizer)  # the label-names biases, before any calibration
     added = list(range(len(data["seen"]), model.config.num_labels))
     near = nl.nearest_rows(model, added)
     rows = {"label names (extend_taxonomy)": scores(data, model, features, added, near, None)}
@@ -66,7 +68,7 @@ def probe(dataset: str, seed: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", nargs="+", required=True, help="dataset:seed pairs with an extended model")
+    parser.add_argument("--runs", nargs="+", required=True, help="dataset:seed pairs trained by run_new_labels.py --row extended")
     args = parser.parse_args()
     results = {}
     for run in args.runs:
