@@ -21,10 +21,18 @@ from common import save_result
 import run_new_labels as nl
 from modeling_htla import HTLAModel
 
-RULES = {  # a new label's logits [N] and its family's [N, K] on the texts -> the shift of its bias
-    "mean logit": lambda own, family: family.mean() - own.mean(),
-    "95th percentile": lambda own, family: torch.quantile(family, 0.95, dim=0).mean() - torch.quantile(own, 0.95),
-    "99th percentile": lambda own, family: torch.quantile(family, 0.99, dim=0).mean() - torch.quantile(own, 0.99),
+def match_mean_logit(model: HTLAModel, features: torch.Tensor, added: list[int], near: list[list[int]]) -> None:
+    """Shift each new label's bias so that its mean logit over the texts equals its family's."""
+    logits = model._logits(features, model.label_features())  # [N, L] in the model's order
+    for j, rows in zip(added, near):
+        model.classifier.bias[j] += logits[:, rows].mean() - logits[:, j].mean()
+
+
+RULES = {  # (model, text features [N, H], new label ids, their families) -> the new labels' biases shifted
+    "mean logit": match_mean_logit,
+    "95th percentile": lambda model, features, added, near: model.calibrate_new_labels(text_features=features),
+    "99th percentile": lambda model, features, added, near: model.calibrate_new_labels(text_features=features,
+                                                                                        quantile=0.99),
 }
 
 
@@ -37,10 +45,7 @@ def scores(data: dict, model: HTLAModel, features: dict, added: list[int], near:
     for split in ("validation", "test"):
         model.classifier.bias.copy_(bias)
         if rule is not None:
-            model._label_cache = None
-            logits = model._logits(features[split], model.label_features())  # [N, L] in the model's order
-            for j, rows in zip(added, near):
-                model.classifier.bias[j] += rule(logits[:, j], logits[:, rows])
+            rule(model, features[split], added, near)
         probabilities[split] = nl.sigmoid(nl.full_order(model, features[split], data["taxonomy"]))
     model.classifier.bias.copy_(bias)
     test = nl.held_out_scores(probabilities, data["gold_matrix"], data["seen_ids"], data["held_ids"])
