@@ -31,6 +31,11 @@ POOLING = ("cls", "mean")
 FUSION = ("add", "dot", "hybrid")
 
 
+# Written to every config.json whatever their value: a reader (or an older loader) never has to know the class
+# defaults to tell which model a checkpoint is.
+MODEL_DEFINING = ("pooling", "fusion", "use_graph_encoder", "use_tla")
+
+
 class HTLAConfig(PretrainedConfig):
     r"""Configuration of an [`HTLAModel`]: the text encoder's config, the label taxonomy and the HTLA hyper-parameters.
 
@@ -134,9 +139,9 @@ class HTLAConfig(PretrainedConfig):
 
     The defaults are the paper's HTLA (additive fusion, [CLS] pooling, TLA on with the graph), not the setting
     `run_htc.py` trains by default (the hybrid head with BCE only, which wins in this project's measurements,
-    docs/results.md). They stay the paper's because this class describes the published model, and because a saved
-    `config.json` leaves out every value equal to the class default: a checkpoint saved with `fusion="add"` has no
-    `fusion` key and would load as another model if the default changed.
+    docs/results.md; `HTLAModel.from_encoder` builds that one). They stay the paper's because this class describes
+    the published model, and because checkpoints saved before `config.json` recorded every model-defining choice
+    (`MODEL_DEFINING`, now always written) have no `fusion` key: they load with the fusion they were trained with.
     """
 
     model_type = "htla"
@@ -310,6 +315,13 @@ class HTLAConfig(PretrainedConfig):
         if per_step == "auto":
             per_step = SAMPLED_GRAPH_LABELS if labels > SAMPLED_GRAPH_MIN_LABELS else None
         return per_step if per_step is not None and per_step < labels else None
+
+    def to_diff_dict(self) -> dict:
+        """`PretrainedConfig.to_diff_dict` plus the model-defining choices (`MODEL_DEFINING`) even when they equal
+        the class defaults, so every `config.json` says which head and loss it was trained with."""
+        diff = super().to_diff_dict()
+        diff.update({key: getattr(self, key) for key in MODEL_DEFINING})
+        return diff
 
     def label_thresholds(self) -> list[float]:
         """The decision threshold of every label (`[L]`, in label order): its level's learned threshold (a level

@@ -18,6 +18,7 @@ checkpoint is saved in `--output_dir`.
 
 from __future__ import annotations
 
+import difflib
 import json
 import logging
 import os
@@ -51,7 +52,7 @@ from modeling_htla.collator import HTCDataCollator
 from modeling_htla.decoding import DECODING, decode_scores, prediction_records
 from modeling_htla.export import push_folder
 from modeling_htla.io import write_atomic
-from modeling_htla.trainer import AnyMetricEarlyStopping, last_complete_checkpoint
+from modeling_htla.trainer import AnyMetricEarlyStopping, last_complete_checkpoint, training_outcome
 from modeling_htla.metrics import htc_scores
 from modeling_htla.model_card import model_card, widget_examples
 from modeling_htla.modeling import MIN_CALIBRATION_TEXTS
@@ -191,10 +192,31 @@ class DataArguments:
     preprocessing_num_workers: int | None = field(default=None, metadata={"help": "Processes for tokenization."})
 
 
-# The embedded default run: `python run_htc.py` with no arguments (about 10 minutes on 2 CPU cores). The model is
-# the default of the arguments above (GPTrans, hybrid head, BCE only); GPTrans trains at 1e-3, as in
-# examples/20newsgroups_recommended.yaml. The paper's HTLA on the same data: examples/icd10cm_paper.yaml.
-DEFAULT_RUN = {
+# The recipe: what every run trains with unless a flag or an argument file sets a value (docs/training.md#the-recipe,
+# chosen on the validation splits of 20 Newsgroups and ICD-10-CM). The model is the default of the arguments above
+# (GPTrans, hybrid head, BCE only); the encoder, GPTrans and the other new layers each get their own learning rate;
+# every epoch is evaluated, the best epoch by validation Macro-F1 is kept, training stops after
+# `early_stopping_patience` epochs without a gain, and the epoch cap follows the training set's size
+# (`HTLATrainingArguments.num_train_epochs`, `epoch_cap`). Decision thresholds are learned on validation after training.
+RECIPE = {
+    "per_device_train_batch_size": 16,
+    "per_device_eval_batch_size": 64,
+    "learning_rate": 1e-4,
+    "head_learning_rate": 1e-2,
+    "graph_learning_rate": 1e-3,
+    "warmup_steps": 50,
+    "eval_strategy": "epoch",
+    "save_strategy": "epoch",
+    "save_total_limit": 1,
+    "load_best_model_at_end": True,
+    "metric_for_best_model": "macro_f1",
+    "early_stopping_patience": 3,
+    "logging_steps": 50,
+}
+# The embedded demo: `python run_htc.py` with no data argument, the recipe on ICD-10-CM (chapter > block) cut to a
+# time a newcomer waits for: one epoch of 16,000 codes at 64 tokens, batch 32 (about 10 minutes on 2 CPU cores).
+# The paper's HTLA on the same data: examples/icd10cm_paper.yaml.
+DEFAULT_RUN = RECIPE | {
     "output_dir": "outputs/htla-icd10cm",
     "do_train": True,
     "do_eval": True,
@@ -206,30 +228,74 @@ DEFAULT_RUN = {
     "num_train_epochs": 1,
     "per_device_train_batch_size": 32,
     "per_device_eval_batch_size": 128,
-    "learning_rate": 1e-4,
-    "head_learning_rate": 1e-2,
-    "graph_learning_rate": 1e-3,
     "warmup_steps": 30,
-    "eval_strategy": "epoch",
-    "save_strategy": "epoch",
-    "save_total_limit": 1,
-    "load_best_model_at_end": True,
-    "metric_for_best_model": "macro_f1",
     "logging_steps": 25,
 }
+ARGUMENT_CLASSES = (ModelArguments, DataArguments, HTLATrainingArguments)
 
 
 def parse_args(argv: list[str]):
-    """Command-line flags, or one JSON/YAML file of arguments; values are typed the same way in both."""
-    parser = HfArgumentParser((ModelArguments, DataArguments, HTLATrainingArguments))
-    if not argv:
-        argv = settings_to_argv(DEFAULT_RUN)
-    elif len(argv) == 1 and argv[0].endswith((".json", ".yaml", ".yml")):
+    """The three argument dataclasses from command-line flags, optionally after one JSON/YAML file of arguments.
+
+    Every value starts from the recipe (`RECIPE`; `DEFAULT_RUN` when no data argument is given, the embedded demo);
+    the file's values, then each flag, override one value each and keep the rest. A file value `null` unsets a recipe
+    value (the Trainer's own default then applies). Unknown flags and runs that would do nothing stop with one line.
+    """
+    parser = HfArgumentParser(ARGUMENT_CLASSES)
+    settings = {}
+    if argv and argv[0].endswith((".json", ".yaml", ".yml")):
         try:
-            argv = settings_to_argv(read_mapping(argv[0], "arguments", "a mapping of argument names to values"))
+            settings = read_mapping(argv[0], "arguments", "a mapping of argument names to values")
         except ValueError as err:
             raise SystemExit(f"run_htc.py: error: {err}") from None
-    return parser.parse_args_into_dataclasses(args=argv)
+        argv = argv[1:]
+    check_flags(parser, [f"--{key}" for key in settings], source=" in the argument file")
+    check_flags(parser, argv)
+    data_parser = HfArgumentParser(DataArguments, allow_abbrev=False)  # which data, before the rest is checked
+    data_args, _ = data_parser.parse_args_into_dataclasses(args=settings_to_argv(settings) + argv,
+                                                           return_remaining_strings=True)
+    embedded = uses_embedded_data(data_args)
+    merged = {key: value for key, value in ((DEFAULT_RUN if embedded else RECIPE) | settings).items() if value is not None}
+    full_argv = settings_to_argv(merged) + argv
+    # Read before TrainingArguments turns --do_eval on for any evaluation strategy (the recipe evaluates every epoch).
+    actions, _ = HfArgumentParser(Actions, allow_abbrev=False).parse_args_into_dataclasses(
+        args=full_argv, return_remaining_strings=True)
+    if not (actions.do_train or actions.do_eval or actions.do_predict):
+        raise SystemExit("run_htc.py: error: nothing to do: give --do_train, --do_eval and/or --do_predict")
+    model_args, data_args, training_args = parser.parse_args_into_dataclasses(args=full_argv)
+    training_args.do_eval = actions.do_eval or actions.do_train  # training ends by learning thresholds on validation
+    return model_args, data_args, training_args
+
+
+@dataclass
+class Actions:
+    """The `--do_*` flags alone, as the user gave them."""
+
+    do_train: bool = False
+    do_eval: bool = False
+    do_predict: bool = False
+
+
+def check_flags(parser: HfArgumentParser, argv: list[str], source: str = "") -> None:
+    """Stop with one line naming an unknown flag and the closest known one (`--no_use_tla` -> `--use_tla false`)."""
+    known = {option for action in parser._actions for option in action.option_strings}
+    for flag in (token.split("=", 1)[0] for token in argv if token.startswith("--")):
+        if flag in known:
+            continue
+        negated = "--" + flag[len("--no_"):]
+        if flag.startswith("--no_") and negated in known:
+            hint = f"{negated} false"
+        else:
+            hint = next(iter(difflib.get_close_matches(flag, sorted(known), n=1, cutoff=0.5)), None)
+        raise SystemExit(f"run_htc.py: error: unknown flag {flag}{source}" + (f" (did you mean {hint}?)" if hint else ""))
+
+
+def settings_to_argv(settings: dict) -> list[str]:
+    argv = []
+    for key, value in settings.items():
+        values = value if isinstance(value, list) else [value]
+        argv += [f"--{key}", *[str(v).lower() if isinstance(v, bool) else str(v) for v in values]]
+    return argv
 
 
 def read_mapping(path: str, content: str, expected: str) -> dict:
@@ -243,14 +309,6 @@ def read_mapping(path: str, content: str, expected: str) -> dict:
     if not isinstance(value, dict):
         raise ValueError(f"{path}: expected {expected}")
     return value
-
-
-def settings_to_argv(settings: dict) -> list[str]:
-    argv = []
-    for key, value in settings.items():
-        values = value if isinstance(value, list) else [value]
-        argv += [f"--{key}", *[str(v).lower() if isinstance(v, bool) else str(v) for v in values]]
-    return argv
 
 
 def is_htla_checkpoint(name_or_path: str | None) -> bool:
@@ -453,6 +511,10 @@ def main(argv: list[str] | None = None) -> None:
             label for label in model.config.labels_without_examples if not frequencies[taxonomy.label2id[label]]]
     fixed_threshold = 0.5 if data_args.threshold is None else data_args.threshold
     compute_metrics = make_compute_metrics(taxonomy, frequencies, fixed_threshold)
+    early_stopping = AnyMetricEarlyStopping(
+        training_args.early_stopping_patience,
+        training_args.early_stopping_metrics or [training_args.metric_for_best_model or "loss"],
+    ) if training_args.early_stopping_patience and training_args.do_train else None
     trainer = HTLATrainer(
         model=model,
         args=training_args,
@@ -461,12 +523,7 @@ def main(argv: list[str] | None = None) -> None:
         processing_class=tokenizer,
         data_collator=HTCDataCollator(tokenizer, num_labels=len(taxonomy)),
         compute_metrics=compute_metrics,
-        callbacks=[AnyMetricEarlyStopping(
-            training_args.early_stopping_patience,
-            training_args.early_stopping_metrics or [training_args.metric_for_best_model or "loss"],
-        )]
-        if training_args.early_stopping_patience
-        else None,
+        callbacks=[early_stopping] if early_stopping else None,
     )
 
     if training_args.do_train:
@@ -478,7 +535,11 @@ def main(argv: list[str] | None = None) -> None:
         if resume:
             logger.info("Resuming from %s", resume)
         result = trainer.train(resume_from_checkpoint=resume)
-        train_metrics = dict(result.metrics, train_samples=len(tokenized["train"]))
+        outcome = training_outcome(trainer.state, early_stopping, training_args.num_train_epochs)
+        logger.info("Training stopped after %s epochs (%s); kept the checkpoint of epoch %s", outcome["epochs_trained"],
+                    outcome["stop_reason"], outcome["best_epoch"] if outcome["best_epoch"] is not None else "(last)")
+        train_metrics = dict(result.metrics, train_samples=len(tokenized["train"]),
+                             **{f"train_{key}": value for key, value in outcome.items()})
 
     def learned_metrics(output, prefix: str) -> dict[str, float]:
         """The metrics at the model's learned thresholds, as `<prefix>_learned_*` (none without them)."""
@@ -550,7 +611,8 @@ def main(argv: list[str] | None = None) -> None:
         if not training_args.do_train:
             trainer.save_model()  # the extended checkpoint (training saved its own), with the tokenizer
         write_card(model, tokenizer, model_args, data_args, training_args, raw,
-                   metrics if training_args.do_predict else eval_metrics)
+                   metrics if training_args.do_predict else eval_metrics,
+                   outcome if training_args.do_train else None)
         if push_to_hub:
             repo_id = training_args.hub_model_id or Path(training_args.output_dir).name
             url = push_folder(training_args.output_dir, repo_id, token=training_args.hub_token,
@@ -566,7 +628,7 @@ def base_model_id(name_or_path: str | None) -> str | None:
     return None if os.path.isdir(name_or_path) else name_or_path
 
 
-def write_card(model, tokenizer, model_args, data_args, training_args, raw, metrics) -> None:
+def write_card(model, tokenizer, model_args, data_args, training_args, raw, metrics, outcome=None) -> None:
     """README.md of the saved checkpoint, with widget examples from the validation (else test) data and the model's
     scores."""
     data_file = data_args.train_file or data_args.test_file
@@ -586,6 +648,7 @@ def write_card(model, tokenizer, model_args, data_args, training_args, raw, metr
         datasets=[data_args.dataset_name] if data_args.dataset_name else None,
         license=model_args.license,
         language=model_args.language or (["en"] if uses_embedded_data(data_args) else None),
+        training_outcome=outcome,
     )
     write_atomic(Path(training_args.output_dir) / "README.md", str(card))
 

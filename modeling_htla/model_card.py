@@ -114,11 +114,12 @@ def model_card(
     datasets: list[str] | None = None,
     license: str | None = None,
     language: list[str] | None = None,
+    training_outcome: dict | None = None,
 ) -> ModelCard:
     """The card of a checkpoint. `metrics` are the metric module's keys (optionally with a split prefix); `widget`
     comes from `widget_examples`. The Hub reads the rest of the metadata: `base_model` (the text encoder's Hub id,
     for the model tree), `datasets` (Hub dataset ids), `license` and `language` (ISO 639-1 codes), each left out when
-    `None`."""
+    `None`. `training_outcome` (`trainer.training_outcome`) says how training ended and which epoch was kept."""
     taxonomy = config.get_taxonomy()
     metrics = {key.split("_", 1)[1] if key.startswith(f"{metrics_split}_") else key: value
                for key, value in (metrics or {}).items()}
@@ -156,6 +157,12 @@ def model_card(
                    "(sigmoid > 0.5 unless the row says otherwise; Macro-F1 is the mean per-label F1 over all taxonomy labels)."
     else:
         results = "No evaluation results were recorded for this checkpoint."
+    if training_outcome:
+        kept = training_outcome.get("best_epoch")
+        results += f"\n\nTraining stopped after {training_outcome['epochs_trained']:g} epochs: " \
+                   f"{training_outcome['stop_reason']}. " + (
+                       f"The checkpoint kept is that of epoch {kept:g}, the best on validation." if kept is not None
+                       else "The checkpoint kept is the last one.")
     if config.decision_thresholds:
         results += "\n\n**Decision thresholds**, learned on the validation split to maximize its Macro-F1 and used by " \
                    "both pipelines, `handler.py` and the demo unless a call gives `threshold`: " + ", ".join(

@@ -110,6 +110,9 @@ class HTLAPreTrainedModel(PreTrainedModel):
 
 
 COSINE_FUSIONS = ("dot", "hybrid")  # the fusions scored by `CosineLabelHead`
+# The project's default model (docs/results.md), what `from_encoder` builds with no options and `run_htc.py` trains:
+# the hybrid head on mean-pooled text features, BCE only. `HTLAConfig`'s own defaults stay the paper's HTLA.
+DEFAULT_MODEL = {"fusion": "hybrid", "pooling": "mean", "use_tla": False}
 ROW_CHUNK = 8192  # label rows per chunk of `AddFusionLogits`' per-label dot products
 # `extend_taxonomy` sets a new label's bias over the names of the new labels and of about this many old labels
 # (every k-th): the texts at hand to put its scores on its family's scale.
@@ -204,9 +207,12 @@ class HTLAModel(HTLAPreTrainedModel):
     def from_encoder(cls, encoder_name_or_path: str | None, taxonomy: Taxonomy, **config_kwargs) -> HTLAModel:
         """A fresh HTLA on a pretrained text encoder (Hub id or folder; `None` = packaged all-MiniLM-L6-v2).
 
+        With no options this is the project's default model, the one `run_htc.py` trains (`DEFAULT_MODEL`: GPTrans,
+        the hybrid head, mean pooling, BCE only); `fusion="add", pooling="cls", use_tla=True` is the paper's HTLA.
         Label names are tokenized with the encoder's tokenizer to initialize the label nodes; the graph encoder and
         classifier start from random weights. `config_kwargs` are `HTLAConfig` arguments (`tla_temperature=...`).
         """
+        config_kwargs = {**DEFAULT_MODEL, **config_kwargs}
         path = resolve_encoder(encoder_name_or_path)
         tokenizer = AutoTokenizer.from_pretrained(path)
         name_ids = tokenizer(taxonomy.names, add_special_tokens=False)["input_ids"]

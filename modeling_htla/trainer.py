@@ -4,6 +4,7 @@ and a separate learning rate for the layers HTLA adds on top of the pretrained e
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass, field
 
@@ -12,7 +13,20 @@ from transformers import Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_callback import ExportableState
 from transformers.trainer_optimizer import is_optimizer_factory
 from transformers.integrations.integration_utils import is_tensorboard_available
+from transformers.utils import logging
 
+logger = logging.get_logger(__name__)
+
+# The epoch cap of a run that sets none (`num_train_epochs=None`): enough epochs to see about `EPOCH_CAP_EXAMPLES`
+# training examples, within [`MIN_EPOCHS`, `MAX_EPOCHS`] (200 documents: 30 epochs; 2,000: 10; 10,000 and more: 3).
+# Early stopping on validation usually ends training before the cap (docs/training.md#the-recipe).
+EPOCH_CAP_EXAMPLES = 20_000
+MIN_EPOCHS, MAX_EPOCHS = 3, 30
+
+
+def epoch_cap(num_examples: int) -> int:
+    """The most epochs a run over `num_examples` training examples takes when no `num_train_epochs` is given."""
+    return min(MAX_EPOCHS, max(MIN_EPOCHS, math.ceil(EPOCH_CAP_EXAMPLES / max(num_examples, 1))))
 
 
 @dataclass
@@ -33,6 +47,11 @@ class HTLATrainingArguments(TrainingArguments):
             "help": "Learning rate of the label graph encoder (GPTrans, label embeddings), whose output is the target "
             "of the TLA loss. Default: `head_learning_rate`."
         },
+    )
+    num_train_epochs: float | None = field(
+        default=None,
+        metadata={"help": "Epochs to train (at most, under early stopping). Default: by the training set's size "
+                  "(`epoch_cap`: 3 epochs from 6,667 examples up, up to 30 for a few hundred)."},
     )
     early_stopping_patience: int | None = field(
         default=None,
@@ -55,6 +74,12 @@ class HTLATrainer(Trainer):
     """Trains an [`HTLAModel`] on the loss it returns (`BCE + λ·TLA`), logging the parts as `loss_bce` / `loss_tla`."""
 
     def __init__(self, *args, **kwargs):
+        arguments, train_dataset = kwargs.get("args"), kwargs.get("train_dataset")
+        if arguments is not None and arguments.num_train_epochs is None:  # the cap follows the data's size
+            arguments.num_train_epochs = epoch_cap(len(train_dataset)) if train_dataset is not None else 3
+            if train_dataset is not None:
+                logger.info("num_train_epochs: %d for %d training examples (epoch_cap)", arguments.num_train_epochs,
+                            len(train_dataset))
         super().__init__(*args, **kwargs)
         self._loss_parts: list[torch.Tensor] = []
 
@@ -143,6 +168,7 @@ class AnyMetricEarlyStopping(TrainerCallback, ExportableState):
         self.metrics = [name if name.startswith("eval_") else f"eval_{name}" for name in metrics]
         self.best = dict(best or {})
         self.count = count
+        self.stopped = False  # set when this callback ended training
 
     def on_evaluate(self, args, state, control, metrics=None, **kwargs):
         missing = [name for name in self.metrics if name not in (metrics or {})]
@@ -154,10 +180,27 @@ class AnyMetricEarlyStopping(TrainerCallback, ExportableState):
         self.count = 0 if gained else self.count + 1
         if self.count >= self.patience:
             control.should_training_stop = True
+            self.stopped = True
 
     def state(self) -> dict:
         return {"args": {"patience": self.patience, "metrics": self.metrics, "best": self.best, "count": self.count},
                 "attributes": {}}
+
+
+def training_outcome(state, early_stopping: AnyMetricEarlyStopping | None, max_epochs: float) -> dict:
+    """How a finished training ended: `epochs_trained`, `best_epoch` (the epoch whose checkpoint was kept, when the
+    best one was tracked) and `stop_reason`, in words for the log and the model card."""
+    best_epoch = next((entry["epoch"] for entry in state.log_history
+                       if state.best_global_step and entry.get("step") == state.best_global_step
+                       and any(key.startswith("eval_") for key in entry)), None)
+    if early_stopping is not None and early_stopping.stopped:
+        names = " or ".join(name.removeprefix("eval_") for name in early_stopping.metrics)
+        reason = f"early stopping: validation {names} did not improve for {early_stopping.patience} evaluations"
+    elif state.max_steps and state.global_step >= state.max_steps:
+        reason = f"the epoch cap ({max_epochs:g} epochs)"
+    else:
+        reason = "training ended before its cap"
+    return {"epochs_trained": round(state.epoch or 0, 2), "best_epoch": best_epoch, "stop_reason": reason}
 
 
 def _better(name: str, value: float, best: float) -> bool:
