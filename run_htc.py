@@ -35,6 +35,7 @@ from transformers import (
     AutoTokenizer,
     EvalPrediction,
     HfArgumentParser,
+    IntervalStrategy,
     PretrainedConfig,
     set_seed,
 )
@@ -255,7 +256,9 @@ def parse_args(argv: list[str]):
     data_args, _ = data_parser.parse_args_into_dataclasses(args=settings_to_argv(settings) + argv,
                                                            return_remaining_strings=True)
     embedded = uses_embedded_data(data_args)
-    merged = {key: value for key, value in ((DEFAULT_RUN if embedded else RECIPE) | settings).items() if value is not None}
+    flags = flag_values(argv)
+    merged = follow_strategies((DEFAULT_RUN if embedded else RECIPE) | settings | flags, set(settings) | set(flags))
+    merged = {key: value for key, value in merged.items() if value is not None}
     full_argv = settings_to_argv(merged) + argv
     # Read before TrainingArguments turns --do_eval on for any evaluation strategy (the recipe evaluates every epoch).
     actions, _ = HfArgumentParser(Actions, allow_abbrev=False).parse_args_into_dataclasses(
@@ -264,6 +267,8 @@ def parse_args(argv: list[str]):
         raise SystemExit("run_htc.py: error: nothing to do: give --do_train, --do_eval and/or --do_predict")
     model_args, data_args, training_args = parser.parse_args_into_dataclasses(args=full_argv)
     training_args.do_eval = actions.do_eval or actions.do_train  # training ends by learning thresholds on validation
+    if not actions.do_train:  # the recipe's per-epoch strategies are for training; the Trainer refuses them without
+        training_args.eval_strategy, training_args.load_best_model_at_end = IntervalStrategy.NO, False  # an eval set
     return model_args, data_args, training_args
 
 
@@ -274,6 +279,37 @@ class Actions:
     do_train: bool = False
     do_eval: bool = False
     do_predict: bool = False
+
+
+def flag_values(argv: list[str]) -> dict[str, str | list[str]]:
+    """Each flag of `argv` and the value it was given (the last occurrence wins, as in argparse; `True` for a flag
+    without value, a list for several values)."""
+    values, key = {}, None
+    for token in argv:
+        if token.startswith("--"):
+            key, _, value = token[2:].partition("=")
+            values[key] = value if value else True
+        elif key is not None:
+            previous = values[key]
+            values[key] = token if previous is True else [*previous, token] if isinstance(previous, list) else [previous, token]
+    return values
+
+
+def follow_strategies(settings: dict, given: set[str]) -> dict:
+    """The recipe's evaluation and checkpoint schedules, kept in step with the one the user changed: the best
+    checkpoint is chosen among evaluated ones, so `--save_strategy steps --save_steps 5` alone evaluates every 5 steps
+    too, and `--eval_strategy no` alone turns off what needs evaluations (best-checkpoint choice, early stopping)."""
+    settings = dict(settings)
+    for mine, other in (("save", "eval"), ("eval", "save")):
+        if f"{mine}_strategy" in given and f"{other}_strategy" not in given:
+            settings[f"{other}_strategy"] = settings[f"{mine}_strategy"]
+            if f"{mine}_steps" in given and f"{other}_steps" not in given:
+                settings[f"{other}_steps"] = settings[f"{mine}_steps"]
+    if str(settings.get("eval_strategy")).lower() == "no":
+        for key in ("load_best_model_at_end", "early_stopping_patience"):
+            if key not in given:
+                settings[key] = None
+    return settings
 
 
 def check_flags(parser: HfArgumentParser, argv: list[str], source: str = "") -> None:
@@ -461,7 +497,10 @@ def main(argv: list[str] | None = None) -> None:
     model_args, data_args, training_args = parse_args(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", level=logging.INFO)
     transformers.utils.logging.set_verbosity(training_args.get_process_log_level())
-    logger.setLevel(training_args.get_process_log_level())
+    # The script's own summary lines (data, thresholds, how training stopped, test scores) show on the main process
+    # unless --log_level asks otherwise; transformers' own logging keeps its level.
+    passive = training_args.log_level == "passive" and training_args.should_log
+    logger.setLevel(logging.INFO if passive else training_args.get_process_log_level())
     set_seed(training_args.seed)
     if data_args.decoding not in DECODING:
         raise SystemExit(f"run_htc.py: error: --decoding must be one of {DECODING}, got {data_args.decoding!r}")

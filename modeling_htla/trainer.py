@@ -55,7 +55,8 @@ class HTLATrainingArguments(TrainingArguments):
     )
     early_stopping_patience: int | None = field(
         default=None,
-        metadata={"help": "Stop after this many evaluations without a gain in `early_stopping_metrics` (the paper: 6)."},
+        metadata={"help": "Stop after this many evaluations without a gain in `early_stopping_metrics` (the paper: 6; "
+                  "run_htc.py's recipe: 3; 0 or unset: no early stopping)."},
     )
     early_stopping_metrics: list[str] | None = field(
         default=None,

@@ -99,7 +99,8 @@ def test_icd10cm_paper_config_is_the_default_run_with_the_papers_model():
     default = dict(run_htc.DEFAULT_RUN)
     model = {key: paper.pop(key) for key in ("fusion", "use_tla", "tla_weight")}
     assert model == {"fusion": "add", "use_tla": True, "tla_weight": 1.0}
-    assert default.pop("graph_learning_rate") == 1e-3 and paper.pop("output_dir") != default.pop("output_dir")
+    assert default.pop("graph_learning_rate") == 1e-3 and paper.pop("graph_learning_rate") is None
+    assert paper.pop("output_dir") != default.pop("output_dir")
     assert paper == default
     model_args, data_args, training_args = run_htc.parse_args([str(ROOT / "examples" / "icd10cm_paper.yaml")])
     assert (model_args.fusion, model_args.use_tla, training_args.graph_learning_rate) == ("add", True, None)

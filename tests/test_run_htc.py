@@ -122,7 +122,9 @@ def test_arguments_from_a_yaml_file_and_training_continues_from_a_checkpoint(enc
     learning_rate = 1e-4
     run_script(["--model_name_or_path", str(first), "--train_file", str(data_dir / "train.jsonl"),
                 "--output_dir", str(second), "--do_train", "--max_steps", "1", "--report_to", "none",
-                "--learning_rate", str(learning_rate), "--head_learning_rate", str(learning_rate)])
+                "--learning_rate", str(learning_rate), "--head_learning_rate", str(learning_rate),
+                "--graph_learning_rate", str(learning_rate),
+                "--warmup_steps", "0"])  # the recipe's warm-up would hold the one step's rate at 0
     before = HTLAModel.from_pretrained(first).state_dict()
     after = HTLAModel.from_pretrained(second).state_dict()
     assert before.keys() == after.keys()
@@ -156,7 +158,7 @@ def decoding_checkpoint(encoder_dir, data_dir, folder, probabilities: dict[str, 
 
     from modeling_htla import Taxonomy
 
-    model = HTLAModel.from_encoder(encoder_dir, taxonomy=Taxonomy.from_file(data_dir / "labels.taxonomy"))
+    model = HTLAModel.from_encoder(encoder_dir, taxonomy=Taxonomy.from_file(data_dir / "labels.taxonomy"), fusion="add")
     p = torch.tensor([probabilities[label] for label in model.taxonomy.labels])
     with torch.no_grad():
         model.classifier.weight.zero_()
@@ -228,7 +230,7 @@ def test_resume_from_checkpoint_continues_at_its_step_and_reaches_the_same_weigh
     def args(out, resume):
         return common_args(encoder_dir, data_dir, out) + [
             "--do_train", "--max_steps", "6", "--save_steps", "3", "--save_strategy", "steps", "--logging_steps", "1",
-            "--resume_from_checkpoint", resume]
+            "--save_total_limit", "10", "--resume_from_checkpoint", resume]  # keep checkpoint-3 (the recipe keeps 1)
 
     whole = tmp_path / "run"
     with caplog.at_level(logging.WARNING):
@@ -358,7 +360,8 @@ def test_run_killed_mid_epoch_resumes_to_the_same_metrics(encoder_dir, data_dir,
     def args(out):
         return common_args(encoder_dir, data_dir, out) + [
             "--do_train", "--do_eval", "--num_train_epochs", "10", "--per_device_train_batch_size", "4",
-            "--save_strategy", "steps", "--save_steps", "5", "--logging_steps", "5"]
+            "--save_strategy", "steps", "--save_steps", "5", "--logging_steps", "5",
+            "--early_stopping_patience", "0"]  # all 80 steps: the recipe's early stopping could end sooner
 
     run_script(args(tmp_path / "whole"))
     expected = read_json(tmp_path / "whole" / "eval_results.json")
