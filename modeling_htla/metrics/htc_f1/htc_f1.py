@@ -311,17 +311,41 @@ def htc_scores(
     if from_logits:
         with np.errstate(over="ignore"):
             scores = (1.0 / (1.0 + np.exp(-scores.astype(np.float64)))).astype(np.float32)
-    pred = scores > threshold
-    gold = refs == 1
-    num_docs = pred.shape[0]
+    counts = htc_counts(scores > threshold, refs == 1, par, depth)
+    return scores_from_counts(counts, par, depth, freq)
 
-    # ---- flat (per-label) counts ----------------------------------------------
-    right = np.count_nonzero(pred & gold, axis=0).astype(np.int64)
-    predicted = np.count_nonzero(pred, axis=0).astype(np.int64)
-    golden = np.count_nonzero(gold, axis=0).astype(np.int64)
+
+def htc_counts(pred, gold, par, depth):
+    """The counts every score is formed from, for boolean decisions `pred` and gold sets `gold` (`[N, L]`): per label
+    `right`, `predicted` and `gold` (`[L]`), the ancestor-closed totals, the consistent documents and `documents`.
+
+    Counts of disjoint sets of documents add up (`scores_from_counts` of their sum is the score of their union), so
+    a corpus can be scored chunk by chunk without ever holding its `[N, L]` arrays."""
+    closed_pred = _close_upwards(pred, par, depth)
+    closed_gold = _close_upwards(gold, par, depth)
+    # The parent-present check of htla's consistent decoding (`decoding.decode_scores`), written again here
+    # because `evaluate` loads this file as a standalone script that can import nothing from htla.
+    children = np.flatnonzero(par >= 0)
+    orphan = pred[:, children] & ~pred[:, par[children]]
+    return {
+        "right": np.count_nonzero(pred & gold, axis=0).astype(np.int64),
+        "predicted": np.count_nonzero(pred, axis=0).astype(np.int64),
+        "gold": np.count_nonzero(gold, axis=0).astype(np.int64),
+        "closed_right": np.int64(np.count_nonzero(closed_pred & closed_gold)),
+        "closed_predicted": np.int64(np.count_nonzero(closed_pred)),
+        "closed_gold": np.int64(np.count_nonzero(closed_gold)),
+        "consistent": np.int64(np.count_nonzero(~orphan.any(axis=1))),
+        "documents": np.int64(pred.shape[0]),
+    }
+
+
+def scores_from_counts(counts, par, depth, label_frequencies=None):
+    """Every score of `htc_scores` from `htc_counts` (summed over any number of chunks of documents);
+    `label_frequencies` (`[L]` or `None`: the gold counts) forms the P1..P5 groups."""
+    right, predicted, golden = counts["right"], counts["predicted"], counts["gold"]
     _, _, label_f1 = _prf(right, predicted, golden)
 
-    everything = np.arange(num_labels)
+    everything = np.arange(par.shape[0])
     micro_p, micro_r, micro_f = _prf(right.sum(), predicted.sum(), golden.sum())
     results = {
         "micro_f1": float(micro_f),
@@ -337,35 +361,21 @@ def htc_scores(
         results[f"level_{d}_macro_f1"] = _macro_f1(label_f1, idx)
 
     # ---- frequency groups P1..P5 -------------------------------------------------
-    if freq is None:
-        freq = golden.astype(np.float64)
+    freq = golden.astype(np.float64) if label_frequencies is None else np.asarray(label_frequencies, np.float64)
     # stable sort on -freq: most frequent first, ties by ascending label index
     order = np.argsort(-freq, kind="stable")
     for g, group in enumerate(np.array_split(order, 5), start=1):
         results[f"p{g}_macro_f1"] = _macro_f1(label_f1, group)
 
     # ---- hierarchical P/R/F on ancestor-closed sets ----------------------------
-    closed_pred = _close_upwards(pred, par, depth)
-    closed_gold = _close_upwards(gold, par, depth)
-    h_p, h_r, h_f = _prf(
-        np.count_nonzero(closed_pred & closed_gold),
-        np.count_nonzero(closed_pred),
-        np.count_nonzero(closed_gold),
-    )
+    h_p, h_r, h_f = _prf(counts["closed_right"], counts["closed_predicted"], counts["closed_gold"])
     results["hierarchical_precision"] = float(h_p)
     results["hierarchical_recall"] = float(h_r)
     results["hierarchical_f1"] = float(h_f)
 
     # ---- consistency of the raw predictions ------------------------------------
-    # The parent-present check of htla's consistent decoding (`decoding.decode_scores`), written again here
-    # because `evaluate` loads this file as a standalone script that can import nothing from htla.
-    children = np.flatnonzero(par >= 0)
-    if num_docs == 0:
-        results["consistency_rate"] = 0.0
-    else:
-        orphan = pred[:, children] & ~pred[:, par[children]]
-        results["consistency_rate"] = float(np.mean(~orphan.any(axis=1)))
-
+    documents = int(counts["documents"])
+    results["consistency_rate"] = float(counts["consistent"] / documents) if documents else 0.0
     return results
 
 
