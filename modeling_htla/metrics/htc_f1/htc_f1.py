@@ -164,8 +164,8 @@ def _macro_f1(label_f1, index):
     return float(label_f1[index].mean())
 
 
-def _check_parents(parents):
-    """Validate `parents`; return (parents array, depth array)."""
+def check_parents(parents):
+    """Validate `parents`; return (parents array, depth array), the tree as `htc_counts` takes it."""
     if parents is None:
         raise ValueError(
             "`parents` is required: a list with the parent index of every label (-1 for a top-level label)."
@@ -295,7 +295,7 @@ def htc_scores(
     """The scores of `HtcF1.compute` on in-memory arrays (`[N, L]` `predictions`, `[N, L]` multi-hot
     `references`), without `evaluate`'s storage, which holds them as Python lists: 9 GB for 1,000 documents and
     98,000 labels. Same arguments and results as `compute`."""
-    par, depth = _check_parents(parents)
+    par, depth = check_parents(parents)
     num_labels = par.shape[0]
 
     scores = _to_matrix(predictions, "predictions", np.float32, num_labels)
@@ -307,12 +307,18 @@ def htc_scores(
     if refs.size and (refs.min() < 0 or refs.max() > 1):
         raise ValueError("`references` must be multi-hot: every value must be 0 or 1.")
     threshold, freq = _check_options(num_labels, threshold, label_frequencies)
+    counts = htc_counts(htc_decisions(scores, threshold, from_logits), refs == 1, par, depth)
+    return scores_from_counts(counts, par, depth, freq)
 
+
+def htc_decisions(predictions, threshold=0.5, from_logits=False):
+    """Boolean `[N, L]` decisions as every score counts them: float32 scores (after a sigmoid when `from_logits`)
+    strictly above a float32 `threshold` (one number, or one per label)."""
+    scores = np.asarray(predictions, dtype=np.float32)
     if from_logits:
         with np.errstate(over="ignore"):
             scores = (1.0 / (1.0 + np.exp(-scores.astype(np.float64)))).astype(np.float32)
-    counts = htc_counts(scores > threshold, refs == 1, par, depth)
-    return scores_from_counts(counts, par, depth, freq)
+    return scores > np.asarray(threshold, dtype=np.float32)
 
 
 def htc_counts(pred, gold, par, depth):
@@ -402,7 +408,7 @@ class HtcF1(evaluate.Metric):
         # Fail fast on bad keyword arguments, before `evaluate` stores the inputs: an
         # exception raised from `_compute` would leave evaluate's cache file locked.
         # `_compute` validates everything again (including what cannot be seen here).
-        par, _ = _check_parents(kwargs.get("parents"))
+        par, _ = check_parents(kwargs.get("parents"))
         num_labels = par.shape[0]
         _check_options(num_labels, kwargs.get("threshold", 0.5), kwargs.get("label_frequencies"))
         for name, values in (("predictions", predictions), ("references", references)):
