@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import logging
 import os
 import shutil
 from collections.abc import Callable
@@ -36,6 +37,8 @@ from .decoding import decode_scores, prediction_records
 from .io import replaced_atomically, write_atomic
 from .metrics import check_parents, htc_counts, htc_decisions, scores_from_counts
 from .taxonomy import Taxonomy
+
+logger = logging.getLogger(__name__)
 
 PREDICTION_FORMATS = ("jsonl", "csv", "parquet")
 PARTS_SUFFIX = ".parts"  # beside the output file: `predictions.jsonl.parts/`
@@ -103,6 +106,8 @@ def classify_corpus(
         key = chunk_digest(settings, rows, chunks[c][0])
         if part_key(parts, c) != key:
             todo.append((c, key))
+    logger.info("Classifying %d documents in %d chunks; process %d of %d: %d chunks, %d already done", len(dataset),
+                len(chunks), process_index, num_processes, len(mine), len(mine) - len(todo))
     collator = HTCDataCollator(tokenizer, num_labels=len(taxonomy))
     par, depth = check_parents(taxonomy.parent_ids)
     model.eval()
