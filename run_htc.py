@@ -21,8 +21,10 @@ from __future__ import annotations
 import difflib
 import json
 import logging
+import math
 import os
 import sys
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import transformers
 import yaml
+from accelerate import PartialState
 from datasets import DatasetDict
 from transformers import (
     AutoTokenizer,
@@ -39,10 +42,10 @@ from transformers import (
     PretrainedConfig,
     set_seed,
 )
+from transformers.trainer_utils import speed_metrics
 
 from modeling_htla import DEFAULT_ENCODER_NAME, HTLAModel, HTLATrainer, HTLATrainingArguments, Taxonomy, resolve_encoder
 from modeling_htla.data import (
-    ID_COLUMN,
     build_taxonomy,
     encode_labels,
     load_icd10cm,
@@ -50,9 +53,10 @@ from modeling_htla.data import (
     split_validation,
 )
 from modeling_htla.collator import HTCDataCollator
-from modeling_htla.decoding import DECODING, decode_scores, prediction_records
+from modeling_htla.decoding import DECODING
 from modeling_htla.export import push_folder
 from modeling_htla.io import write_atomic
+from modeling_htla.predict import PREDICTION_FORMATS, classify_corpus
 from modeling_htla.trainer import AnyMetricEarlyStopping, last_complete_checkpoint, training_outcome
 from modeling_htla.metrics import htc_scores
 from modeling_htla.model_card import model_card, widget_examples
@@ -191,6 +195,20 @@ class DataArguments:
     )
     decoding: str = field(default="threshold", metadata={"help": f"Prediction decoding: one of {DECODING}."})
     preprocessing_num_workers: int | None = field(default=None, metadata={"help": "Processes for tokenization."})
+    predict_top_k: int = field(
+        default=0, metadata={"help": "--do_predict: also write each document's K best-scored labels (`top_k`)."}
+    )
+    predictions_format: str = field(
+        default="jsonl", metadata={"help": f"--do_predict output: predictions.<format>, one of {PREDICTION_FORMATS}."}
+    )
+    predict_chunk_size: int = field(
+        default=1024,
+        metadata={"help": "--do_predict: documents per chunk, decided and written on their own (memory is that of "
+                  "one chunk; a killed run keeps its finished chunks)."},
+    )
+    predict_sort_by_length: bool = field(
+        default=True, metadata={"help": "--do_predict: batch the documents of a chunk by length (dynamic padding)."}
+    )
 
 
 # The recipe: what every run trains with unless a flag or an argument file sets a value (docs/training.md#the-recipe,
@@ -412,7 +430,7 @@ def prepare_data(model_args, data_args, training_args):
     for split, limit in limits.items():
         if split in raw and limit is not None:
             raw[split] = raw[split].select(range(min(limit, len(raw[split]))))
-    for split in raw:
+    for split in [split for split in raw if "labels" in raw[split].column_names]:  # documents to classify may have none
         raw[split] = encode_labels(raw[split], taxonomy, add_ancestors=data_args.add_ancestors, source=split)
     return raw, taxonomy, checkpoint
 
@@ -472,14 +490,6 @@ def make_compute_metrics(taxonomy: Taxonomy, label_frequencies: list[int], thres
     return compute_metrics
 
 
-def most_frequent_baseline(train_label_ids: list[list[int]], test_vectors: np.ndarray, compute_metrics) -> dict[str, float]:
-    """Metrics of predicting, for every document, the most frequent training label set."""
-    best = Counter(tuple(ids) for ids in train_label_ids).most_common(1)[0][0]
-    logits = np.full(test_vectors.shape, -10.0, dtype=np.float32)
-    logits[:, list(best)] = 10.0
-    return compute_metrics(EvalPrediction(predictions=logits, label_ids=test_vectors))
-
-
 def calibrate(model: HTLAModel, tokenizer, raw: DatasetDict, max_seq_length: int) -> None:
     """Calibrate the labels without training examples on the texts to predict (test, else validation)."""
     split = "test" if "test" in raw else "validation" if "validation" in raw else None
@@ -529,11 +539,12 @@ def main(argv: list[str] | None = None) -> None:
         return encoded
 
     with training_args.main_process_first(desc="tokenization"):
-        # train is kept for its label frequencies even when not training; tokenize it only when it is used.
+        # train is kept for its label frequencies even when not training; tokenize it only when it is used. The test
+        # documents are tokenized chunk by chunk as they are classified (classify_corpus).
         tokenized = DatasetDict({
             split: dataset.map(tokenize, batched=True, num_proc=data_args.preprocessing_num_workers,
                                remove_columns=dataset.column_names, desc=f"Tokenizing {split}")
-            for split, dataset in raw.items() if split != "train" or training_args.do_train
+            for split, dataset in raw.items() if split == "validation" or split == "train" and training_args.do_train
         })
 
     # The Trainer would contact the Hub at start-up; the finished folder is pushed once at the end instead.
@@ -616,35 +627,10 @@ def main(argv: list[str] | None = None) -> None:
 
     metrics = {}
     if training_args.do_predict:
-        output = trainer.predict(tokenized["test"], metric_key_prefix="predict")
-        metrics = dict(output.metrics, predict_samples=len(tokenized["test"]))
-        metrics.update(learned_metrics(output, "predict"))
-        if train_label_ids is not None:
-            baseline = most_frequent_baseline(train_label_ids, output.label_ids, compute_metrics)
-            metrics["predict_baseline_micro_f1"] = baseline["micro_f1"]
-            metrics["predict_baseline_macro_f1"] = baseline["macro_f1"]
+        metrics = predict(model, tokenizer, raw["test"], taxonomy, data_args, training_args, train_label_ids,
+                          frequencies, fixed_threshold)
         trainer.log_metrics("predict", metrics)
         trainer.save_metrics("predict", metrics)
-        if trainer.is_world_process_zero():
-            scores = 1 / (1 + np.exp(-output.predictions))
-            thresholds = np.asarray(model.config.label_thresholds()) if data_args.threshold is None else data_args.threshold
-            chosen = decode_scores(scores, taxonomy, thresholds, data_args.decoding)
-            test = raw["test"]
-            ids = test[ID_COLUMN] if ID_COLUMN in test.column_names else range(len(test))  # else the row index
-            records = prediction_records(scores, taxonomy, chosen)
-            lines = (json.dumps({"id": id_, **record}, ensure_ascii=False) for id_, record in zip(ids, records))
-            write_atomic(Path(training_args.output_dir) / "predictions.jsonl", "\n".join(lines) + "\n")
-            logger.info(
-                "Test Micro-F1 %.4f / Macro-F1 %.4f at %s%s (most-frequent-label baseline %s)",
-                metrics["predict_micro_f1"],
-                metrics["predict_macro_f1"],
-                fixed_threshold,
-                f"; {metrics['predict_learned_micro_f1']:.4f} / {metrics['predict_learned_macro_f1']:.4f} at the "
-                f"learned thresholds {model.config.decision_thresholds}" if "predict_learned_micro_f1" in metrics else "",
-                f"{metrics['predict_baseline_micro_f1']:.4f} / {metrics['predict_baseline_macro_f1']:.4f}"
-                if "predict_baseline_micro_f1" in metrics
-                else "n/a",
-            )
 
     if (training_args.do_train or added) and trainer.is_world_process_zero():
         if not training_args.do_train:
@@ -657,6 +643,56 @@ def main(argv: list[str] | None = None) -> None:
             url = push_folder(training_args.output_dir, repo_id, token=training_args.hub_token,
                               private=training_args.hub_private_repo)
             logger.info("Pushed %s to %s", training_args.output_dir, url)
+
+
+def predict(model, tokenizer, test, taxonomy: Taxonomy, data_args, training_args, train_label_ids, frequencies,
+            fixed_threshold: float) -> dict[str, float]:
+    """Classify the test documents into `predictions.<format>` chunk by chunk (`classify_corpus`, shared by every
+    process); with labels, their metrics at `fixed_threshold`, at the learned thresholds (`predict_learned_*`) and
+    of always predicting the most frequent training label set (`predict_baseline_*`). Empty on other processes."""
+    rules = {"predict": fixed_threshold}
+    if model.config.decision_thresholds is not None:
+        rules["predict_learned"] = np.asarray(model.config.label_thresholds())
+    baselines = {}
+    if train_label_ids is not None:
+        baselines["predict_baseline"] = list(Counter(tuple(ids) for ids in train_label_ids).most_common(1)[0][0])
+    thresholds = np.asarray(model.config.label_thresholds()) if data_args.threshold is None else data_args.threshold
+    state = PartialState()
+    start = time.time()
+    try:
+        result = classify_corpus(
+            model, tokenizer, test, taxonomy, Path(training_args.output_dir) / f"predictions.{data_args.predictions_format}",
+            thresholds=thresholds, decoding=data_args.decoding, max_length=data_args.max_seq_length,
+            batch_size=training_args.per_device_eval_batch_size, chunk_size=data_args.predict_chunk_size,
+            top_k=data_args.predict_top_k, output_format=data_args.predictions_format,
+            sort_by_length=data_args.predict_sort_by_length, metric_thresholds=rules, baselines=baselines,
+            label_frequencies=frequencies, process_index=state.process_index, num_processes=state.num_processes,
+            wait_for_everyone=state.wait_for_everyone, device=training_args.device,
+        )
+    except ValueError as err:
+        raise SystemExit(f"run_htc.py: error: {err}") from None
+    if result is None:
+        return {}
+    metrics = {"predict_loss": result.loss} if result.loss is not None else {}
+    for rule, scores in result.metrics.items():
+        kept = ("micro_f1", "macro_f1") if rule == "predict_baseline" else scores
+        metrics.update({f"{rule}_{key}": scores[key] for key in kept})
+    metrics.update(speed_metrics("predict", start, num_samples=result.documents,
+                                 num_steps=math.ceil(result.documents / training_args.per_device_eval_batch_size)))
+    metrics["predict_samples"] = result.documents
+    if "predict_micro_f1" in metrics:
+        logger.info(
+            "Test Micro-F1 %.4f / Macro-F1 %.4f at %s%s (most-frequent-label baseline %s)",
+            metrics["predict_micro_f1"],
+            metrics["predict_macro_f1"],
+            fixed_threshold,
+            f"; {metrics['predict_learned_micro_f1']:.4f} / {metrics['predict_learned_macro_f1']:.4f} at the "
+            f"learned thresholds {model.config.decision_thresholds}" if "predict_learned_micro_f1" in metrics else "",
+            f"{metrics['predict_baseline_micro_f1']:.4f} / {metrics['predict_baseline_macro_f1']:.4f}"
+            if "predict_baseline_micro_f1" in metrics
+            else "n/a",
+        )
+    return metrics
 
 
 def base_model_id(name_or_path: str | None) -> str | None:

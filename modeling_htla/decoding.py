@@ -49,16 +49,22 @@ def path_answer(taxonomy: Taxonomy, label_id: int, score: float) -> dict:
     return {"label": taxonomy.path(label_id), "name": names, "score": score}
 
 
-def prediction_records(scores: np.ndarray, taxonomy: Taxonomy, chosen: np.ndarray) -> list[dict]:
-    """One JSON-ready record per document: chosen labels with scores, and the paths to the deepest ones."""
+def prediction_records(scores: np.ndarray, taxonomy: Taxonomy, chosen: np.ndarray, top_k: int = 0) -> list[dict]:
+    """One JSON-ready record per document: chosen labels with their readable names and scores, and the paths to the
+    deepest ones; with `top_k`, also the `top_k` best-scored labels, chosen or not, best first."""
     records = []
     for row_scores, row_chosen in zip(scores, chosen):
         ids = sorted(np.flatnonzero(row_chosen), key=lambda j: (taxonomy.depths[j], -row_scores[j]))
-        records.append(
-            {
-                "labels": [taxonomy.labels[j] for j in ids],
-                "scores": {taxonomy.labels[j]: round(float(row_scores[j]), 5) for j in ids},
-                "paths": [taxonomy.path(j) for j, _ in path_ends(row_scores, row_chosen, taxonomy)],
-            }
-        )
+        record = {
+            "labels": [taxonomy.labels[j] for j in ids],
+            "names": [taxonomy.names[j] for j in ids],
+            "scores": {taxonomy.labels[j]: round(float(row_scores[j]), 5) for j in ids},
+            "paths": [taxonomy.path(j) for j, _ in path_ends(row_scores, row_chosen, taxonomy)],
+        }
+        if top_k:
+            best = np.argpartition(-row_scores, min(top_k, len(row_scores)) - 1)[:top_k]
+            best = sorted(best, key=lambda j: (-row_scores[j], j))
+            record["top_k"] = [{"label": taxonomy.labels[j], "name": taxonomy.names[j],
+                                "score": round(float(row_scores[j]), 5)} for j in best]
+        records.append(record)
     return records

@@ -8,7 +8,7 @@ be joined back to the documents). Bad input raises `ValueError` with one line na
 Where each part lives:
 
 * `sources` - `load_raw_datasets`: local files or a Hub dataset, into ``text``/``labels`` splits;
-* `formats` - JSON Lines / JSON / CSV files, and why one cannot be read;
+* `formats` - JSON Lines / JSON / CSV / Parquet files, and why one cannot be read;
 * `columns` - which columns hold the text and the labels;
 * `rows` - each row's text and labels, checked and normalised;
 * `labels` - `build_taxonomy` and `encode_labels` (multi-hot targets);

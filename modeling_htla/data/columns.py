@@ -13,9 +13,11 @@ LEVEL_COLUMN_PATTERN = re.compile(r"^label_level_(\d+)$")
 
 
 def resolve_columns(
-    columns: Sequence[str], source: str, text_column: str | None, label_column: str | None
+    columns: Sequence[str], source: str, text_column: str | None, label_column: str | None,
+    labels_optional: bool = False,
 ) -> tuple[str, list[str], bool]:
-    """Pick (text column, label columns, per-level mode) explicitly or by auto-detection."""
+    """Pick (text column, label columns, per-level mode) explicitly or by auto-detection. With `labels_optional`
+    (documents to classify), no label column found is no label column (`[]`) rather than an error."""
     available = ", ".join(columns)
 
     def check(column: str, role: str) -> str:
@@ -43,6 +45,8 @@ def resolve_columns(
     if levels:
         return text, [c for _, c in levels], True
     label = next((c for c in LABEL_COLUMNS if c in columns and c != text), None)
+    if label is None and labels_optional:
+        return text, [], False
     if label is None:
         raise ValueError(
             f"{source}: no label column found (looked for {', '.join(LABEL_COLUMNS)} or label_level_<k>; "

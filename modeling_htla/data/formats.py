@@ -1,4 +1,4 @@
-"""JSON Lines, JSON and CSV files, read by the `datasets` json and csv builders.
+"""JSON Lines, JSON, CSV and Parquet files, read by the `datasets` json, csv and parquet builders.
 
 A JSON or JSON Lines file holds one object per row; CSV has a header line. When a builder fails, `why_unreadable`
 reads the file again with the standard library and names the line or row at fault, with one small helper per format.
@@ -13,13 +13,13 @@ from pathlib import Path
 import datasets
 from datasets import Dataset
 
-_BUILDERS = {".jsonl": "json", ".json": "json", ".csv": "csv"}
+_BUILDERS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
 # CSV: only an empty cell is missing; "NA", "null", "None" … stay strings (they can be real texts or labels).
-_BUILDER_KWARGS = {"json": {}, "csv": {"keep_default_na": False, "na_values": [""]}}
+_BUILDER_KWARGS = {"json": {}, "csv": {"keep_default_na": False, "na_values": [""]}, "parquet": {}}
 
 
 def read_file(path: str | Path) -> Dataset:
-    """Read one local file with the `datasets` json/csv builder (in memory, never from a stale cache)."""
+    """Read one local file with the `datasets` json/csv/parquet builder (in memory, never from a stale cache)."""
     file = Path(path)
     if not file.exists():
         raise ValueError(f"{path}: file not found")
@@ -52,7 +52,9 @@ def read_file(path: str | Path) -> Dataset:
 
 def why_unreadable(file: Path, builder: str, err: BaseException) -> str:
     """Why the `builder` reader failed on `file` (reader error `err`): bytes that are not UTF-8, no rows, or the
-    format's first bad line or row; else the reader's own message."""
+    format's first bad line or row; else the reader's own message. Parquet is binary: the reader's message."""
+    if builder == "parquet":
+        return f"cannot read as Parquet ({root_message(err)})"
     try:
         raw = file.read_bytes()
     except OSError as os_err:

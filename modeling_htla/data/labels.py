@@ -13,7 +13,8 @@ def build_taxonomy(
     raw: DatasetDict, taxonomy_file: str | None = None, label_names: dict | None = None
 ) -> Taxonomy:
     """The label tree: read from `taxonomy_file` (HiAGM ``.taxonomy`` or JSON ``{child: parent}``) or derived
-    from the ``labels`` of every split, each read as a root-to-node path.
+    from the ``labels`` of every split that has them (documents to classify may have none), each read as a
+    root-to-node path.
 
     `label_names` (``{label: readable name}``) names the labels; names of labels not in the tree are ignored.
     """
@@ -21,6 +22,7 @@ def build_taxonomy(
         taxonomy = Taxonomy.from_file(taxonomy_file)
     else:
         order = [s for s in SPLITS if s in raw] + [s for s in raw if s not in SPLITS]
+        order = [s for s in order if "labels" in raw[s].column_names]
 
         def where(index: int) -> str:
             for split in order:

@@ -119,13 +119,18 @@ def normalise(
     separator: str | None,
     skip_empty_texts: bool = False,
     allow_empty_texts: bool = False,
+    labels_optional: bool = False,
 ) -> Dataset:
-    """Map a loaded split to ``text``/``labels`` (and ``id`` when present), validating every row."""
-    text_col, label_cols, per_level = resolve_columns(ds.column_names, source, text_column, label_column)
+    """Map a loaded split to ``text``/``labels`` (and ``id`` when present), validating every row. With
+    `labels_optional` (documents to classify), a split without a label column becomes ``text`` (and ``id``) only."""
+    text_col, label_cols, per_level = resolve_columns(ds.column_names, source, text_column, label_column,
+                                                      labels_optional)
     keep_id = ID_COLUMN in ds.column_names and ID_COLUMN not in (text_col, *label_cols)
-    features = Features({**RAW_FEATURES, ID_COLUMN: ds.features[ID_COLUMN]}) if keep_id else RAW_FEATURES
-    names = None if per_level else class_names(ds.features[label_cols[0]])
-    empty_labels = f"columns {', '.join(label_cols)}" if per_level else f"column {label_cols[0]!r}"
+    features = RAW_FEATURES if label_cols else Features({"text": RAW_FEATURES["text"]})
+    if keep_id:
+        features = Features({**features, ID_COLUMN: ds.features[ID_COLUMN]})
+    names = None if per_level or not label_cols else class_names(ds.features[label_cols[0]])
+    empty_labels = f"columns {', '.join(label_cols)}" if per_level else f"column {(label_cols or [''])[0]!r}"
 
     skipped = []
 
@@ -142,6 +147,10 @@ def normalise(
                 skipped.append(index + 1)
                 continue
             texts.append(_text_value(text_values[j], text_col, fail, allow_empty_texts))
+            if keep_id:
+                ids.append(batch[ID_COLUMN][j])
+            if not label_cols:
+                continue
             if per_level:
                 row_labels = _level_path([values[j] for values in label_values], label_cols, fail)
             else:
@@ -149,13 +158,11 @@ def normalise(
             if not row_labels:
                 fail(f"no labels (empty {empty_labels})")
             labels.append(row_labels)
-            if keep_id:
-                ids.append(batch[ID_COLUMN][j])
-        return {"text": texts, "labels": labels, **({ID_COLUMN: ids} if keep_id else {})}
+        return {"text": texts, **({"labels": labels} if label_cols else {}), **({ID_COLUMN: ids} if keep_id else {})}
 
     key = fingerprint(
         "normalise", ds._fingerprint, source, text_col, label_cols, separator, names, skip_empty_texts,
-        allow_empty_texts
+        allow_empty_texts, labels_optional
     )
     normalised = ds.map(
         convert,

@@ -40,7 +40,8 @@ def load_raw_datasets(
     name several per-level columns separated by commas (``"level1,level2"``). Local files are always re-read
     (a fresh temporary cache per call, data kept in memory); `cache_dir` is used for Hub downloads.
     An empty or whitespace-only text is an error in train and validation unless `skip_empty_texts`, which drops
-    such rows with a warning; in the test split it is kept, since a document to predict may well be empty.
+    such rows with a warning; in the test split it is kept, since a document to predict may well be empty. The test
+    split may also have no label column (documents to classify): it then has no ``labels``.
     """
     files = {"train": train_file, "validation": validation_file, "test": test_file}
     files = {split: path for split, path in files.items() if path is not None}
@@ -51,9 +52,8 @@ def load_raw_datasets(
         raise ValueError("no data: pass train_file/validation_file/test_file or dataset_name")
 
     def normalised(ds: Dataset, source: str, split: str) -> Dataset:
-        return normalise(
-            ds, source, text_column, label_column, label_separator, skip_empty_texts, allow_empty_texts=split == "test"
-        )
+        return normalise(ds, source, text_column, label_column, label_separator, skip_empty_texts,
+                         allow_empty_texts=split == "test", labels_optional=split == "test")
 
     if dataset_name:
         loaded = _load_hub(dataset_name, dataset_config_name, cache_dir)

@@ -11,12 +11,14 @@ the dynamic-modules cache and imports it without any Hub request, and
 so that nothing downloads even if a future `evaluate` tried to.
 
 `htc_scores` is the same computation on in-memory arrays, for callers that already hold them (the Trainer's
-`compute_metrics`): `evaluate` stores its inputs as Python lists first, too much for wide taxonomies.
+`compute_metrics`): `evaluate` stores its inputs as Python lists first, too much for wide taxonomies. `htc_counts`
+and `scores_from_counts` are its two halves (`htc_decisions` the decisions it counts, `check_parents` the tree), for callers that never hold the whole `[N, L]` arrays: counts of chunks
+of documents add up, and the scores of their sum are those of `htc_scores` on all the documents.
 """
 
 import os
 
-from .htc_f1.htc_f1 import htc_scores
+from .htc_f1.htc_f1 import check_parents, htc_counts, htc_decisions, htc_scores, scores_from_counts
 
 HTC_METRIC_PATH: str = os.path.join(os.path.dirname(os.path.abspath(__file__)), "htc_f1")
 """Absolute path of the folder holding the `htc_f1` evaluate metric script."""
@@ -36,4 +38,7 @@ def load_htc_metric(**kwargs):
     return evaluate.load(HTC_METRIC_PATH, **kwargs)
 
 
-__all__ = ["HTC_METRIC_PATH", "htc_scores", "load_htc_metric"]
+__all__ = [
+    "HTC_METRIC_PATH", "check_parents", "htc_counts", "htc_decisions", "htc_scores", "load_htc_metric",
+    "scores_from_counts",
+]

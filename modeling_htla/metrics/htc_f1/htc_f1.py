@@ -164,8 +164,8 @@ def _macro_f1(label_f1, index):
     return float(label_f1[index].mean())
 
 
-def _check_parents(parents):
-    """Validate `parents`; return (parents array, depth array)."""
+def check_parents(parents):
+    """Validate `parents`; return (parents array, depth array), the tree as `htc_counts` takes it."""
     if parents is None:
         raise ValueError(
             "`parents` is required: a list with the parent index of every label (-1 for a top-level label)."
@@ -295,7 +295,7 @@ def htc_scores(
     """The scores of `HtcF1.compute` on in-memory arrays (`[N, L]` `predictions`, `[N, L]` multi-hot
     `references`), without `evaluate`'s storage, which holds them as Python lists: 9 GB for 1,000 documents and
     98,000 labels. Same arguments and results as `compute`."""
-    par, depth = _check_parents(parents)
+    par, depth = check_parents(parents)
     num_labels = par.shape[0]
 
     scores = _to_matrix(predictions, "predictions", np.float32, num_labels)
@@ -307,21 +307,51 @@ def htc_scores(
     if refs.size and (refs.min() < 0 or refs.max() > 1):
         raise ValueError("`references` must be multi-hot: every value must be 0 or 1.")
     threshold, freq = _check_options(num_labels, threshold, label_frequencies)
+    counts = htc_counts(htc_decisions(scores, threshold, from_logits), refs == 1, par, depth)
+    return scores_from_counts(counts, par, depth, freq)
 
+
+def htc_decisions(predictions, threshold=0.5, from_logits=False):
+    """Boolean `[N, L]` decisions as every score counts them: float32 scores (after a sigmoid when `from_logits`)
+    strictly above a float32 `threshold` (one number, or one per label)."""
+    scores = np.asarray(predictions, dtype=np.float32)
     if from_logits:
         with np.errstate(over="ignore"):
             scores = (1.0 / (1.0 + np.exp(-scores.astype(np.float64)))).astype(np.float32)
-    pred = scores > threshold
-    gold = refs == 1
-    num_docs = pred.shape[0]
+    return scores > np.asarray(threshold, dtype=np.float32)
 
-    # ---- flat (per-label) counts ----------------------------------------------
-    right = np.count_nonzero(pred & gold, axis=0).astype(np.int64)
-    predicted = np.count_nonzero(pred, axis=0).astype(np.int64)
-    golden = np.count_nonzero(gold, axis=0).astype(np.int64)
+
+def htc_counts(pred, gold, par, depth):
+    """The counts every score is formed from, for boolean decisions `pred` and gold sets `gold` (`[N, L]`): per label
+    `right`, `predicted` and `gold` (`[L]`), the ancestor-closed totals, the consistent documents and `documents`.
+
+    Counts of disjoint sets of documents add up (`scores_from_counts` of their sum is the score of their union), so
+    a corpus can be scored chunk by chunk without ever holding its `[N, L]` arrays."""
+    closed_pred = _close_upwards(pred, par, depth)
+    closed_gold = _close_upwards(gold, par, depth)
+    # The parent-present check of htla's consistent decoding (`decoding.decode_scores`), written again here
+    # because `evaluate` loads this file as a standalone script that can import nothing from htla.
+    children = np.flatnonzero(par >= 0)
+    orphan = pred[:, children] & ~pred[:, par[children]]
+    return {
+        "right": np.count_nonzero(pred & gold, axis=0).astype(np.int64),
+        "predicted": np.count_nonzero(pred, axis=0).astype(np.int64),
+        "gold": np.count_nonzero(gold, axis=0).astype(np.int64),
+        "closed_right": np.int64(np.count_nonzero(closed_pred & closed_gold)),
+        "closed_predicted": np.int64(np.count_nonzero(closed_pred)),
+        "closed_gold": np.int64(np.count_nonzero(closed_gold)),
+        "consistent": np.int64(np.count_nonzero(~orphan.any(axis=1))),
+        "documents": np.int64(pred.shape[0]),
+    }
+
+
+def scores_from_counts(counts, par, depth, label_frequencies=None):
+    """Every score of `htc_scores` from `htc_counts` (summed over any number of chunks of documents);
+    `label_frequencies` (`[L]` or `None`: the gold counts) forms the P1..P5 groups."""
+    right, predicted, golden = counts["right"], counts["predicted"], counts["gold"]
     _, _, label_f1 = _prf(right, predicted, golden)
 
-    everything = np.arange(num_labels)
+    everything = np.arange(par.shape[0])
     micro_p, micro_r, micro_f = _prf(right.sum(), predicted.sum(), golden.sum())
     results = {
         "micro_f1": float(micro_f),
@@ -337,35 +367,21 @@ def htc_scores(
         results[f"level_{d}_macro_f1"] = _macro_f1(label_f1, idx)
 
     # ---- frequency groups P1..P5 -------------------------------------------------
-    if freq is None:
-        freq = golden.astype(np.float64)
+    freq = golden.astype(np.float64) if label_frequencies is None else np.asarray(label_frequencies, np.float64)
     # stable sort on -freq: most frequent first, ties by ascending label index
     order = np.argsort(-freq, kind="stable")
     for g, group in enumerate(np.array_split(order, 5), start=1):
         results[f"p{g}_macro_f1"] = _macro_f1(label_f1, group)
 
     # ---- hierarchical P/R/F on ancestor-closed sets ----------------------------
-    closed_pred = _close_upwards(pred, par, depth)
-    closed_gold = _close_upwards(gold, par, depth)
-    h_p, h_r, h_f = _prf(
-        np.count_nonzero(closed_pred & closed_gold),
-        np.count_nonzero(closed_pred),
-        np.count_nonzero(closed_gold),
-    )
+    h_p, h_r, h_f = _prf(counts["closed_right"], counts["closed_predicted"], counts["closed_gold"])
     results["hierarchical_precision"] = float(h_p)
     results["hierarchical_recall"] = float(h_r)
     results["hierarchical_f1"] = float(h_f)
 
     # ---- consistency of the raw predictions ------------------------------------
-    # The parent-present check of htla's consistent decoding (`decoding.decode_scores`), written again here
-    # because `evaluate` loads this file as a standalone script that can import nothing from htla.
-    children = np.flatnonzero(par >= 0)
-    if num_docs == 0:
-        results["consistency_rate"] = 0.0
-    else:
-        orphan = pred[:, children] & ~pred[:, par[children]]
-        results["consistency_rate"] = float(np.mean(~orphan.any(axis=1)))
-
+    documents = int(counts["documents"])
+    results["consistency_rate"] = float(counts["consistent"] / documents) if documents else 0.0
     return results
 
 
@@ -392,7 +408,7 @@ class HtcF1(evaluate.Metric):
         # Fail fast on bad keyword arguments, before `evaluate` stores the inputs: an
         # exception raised from `_compute` would leave evaluate's cache file locked.
         # `_compute` validates everything again (including what cannot be seen here).
-        par, _ = _check_parents(kwargs.get("parents"))
+        par, _ = check_parents(kwargs.get("parents"))
         num_labels = par.shape[0]
         _check_options(num_labels, kwargs.get("threshold", 0.5), kwargs.get("label_frequencies"))
         for name, values in (("predictions", predictions), ("references", references)):

@@ -1,0 +1,127 @@
+"""Corpus prediction (`run_htc.py --do_predict`, issue 29): documents per second and peak RSS.
+
+For each taxonomy (named as in `shapes.py`: `icd10:2` is the default run's 307 labels, `icd10` the full ICD-10-CM tree
+of 98,493), an untrained HTLA on the packaged encoder is saved once as a checkpoint (speed and memory do not depend
+on the weights' values). 20 Newsgroups test posts, repeated to each size, are classified at up to `--max_seq_length`
+tokens by one process or two (`accelerate launch --use_cpu`), with length sorting on and off. Documents per second are
+the run's `predict_samples_per_second` (the classification, not the start-up); peak RSS is the largest sum over the
+run's processes, sampled every 0.1 s. Results go to `benchmarks/results/predict.json` with the machine's load:
+`idle` is false when the 1-minute load average was above 0.5 at any case's start, and speed should then not be read.
+
+    python benchmarks/bench_predict.py [--sizes 10000 100000] [--shapes icd10:2 icd10] [--processes 1 2]
+        [--sort on off] [--max_seq_length 128] [--batch 64]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+
+from common import save_result
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data" / "20newsgroups" / "test.jsonl"
+
+
+def save_checkpoint(spec: str, folder: Path) -> None:
+    """An untrained HTLA over the taxonomy `spec`, with the packaged encoder's tokenizer (narrow graph when wide)."""
+    from transformers import AutoTokenizer
+
+    from modeling_htla import HTLAModel, resolve_encoder
+    from shapes import build_taxonomy
+
+    taxonomy = build_taxonomy(spec)
+    wide = len(taxonomy) > 4096
+    model = HTLAModel.from_encoder(resolve_encoder(None), taxonomy=taxonomy, graph_hidden_size=64 if wide else None,
+                                   graph_num_heads=4 if wide else None)
+    model.save_pretrained(folder)
+    AutoTokenizer.from_pretrained(resolve_encoder(None)).save_pretrained(folder)
+
+
+def write_corpus(size: int, path: Path) -> None:
+    """`size` 20 Newsgroups test posts (repeated when fewer), with unique ids."""
+    texts = [json.loads(line)["text"] for line in DATA.read_text(encoding="utf-8").splitlines()]
+    with open(path, "w", encoding="utf-8") as out:
+        for i in range(size):
+            out.write(json.dumps({"id": i, "text": texts[i % len(texts)]}) + "\n")
+
+
+def load() -> tuple[float, str]:
+    uptime = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+    return os.getloadavg()[0], uptime
+
+
+def run_case(checkpoint: Path, corpus: Path, out: Path, processes: int, sort: bool, args) -> dict:
+    """One prediction run in fresh processes: its documents per second and peak RSS (all its processes)."""
+    flags = ["--model_name_or_path", str(checkpoint), "--test_file", str(corpus), "--do_predict", "--output_dir",
+             str(out), "--max_seq_length", str(args.max_seq_length), "--per_device_eval_batch_size", str(args.batch),
+             "--predict_sort_by_length", str(sort).lower(), "--report_to", "none", "--use_cpu"]
+    threads = max(1, (os.cpu_count() or 1) // processes)
+    launcher = [sys.executable] if processes == 1 else [
+        sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(processes),
+        "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
+    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", OMP_NUM_THREADS=str(threads),
+               PYTHONPATH=str(ROOT))
+    load1, uptime = load()
+    process = subprocess.Popen(launcher + [str(ROOT / "run_htc.py"), *flags], cwd=ROOT, env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    parent, peak = psutil.Process(process.pid), 0
+    while process.poll() is None:
+        try:
+            tree = [parent, *parent.children(recursive=True)]
+            peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
+        except psutil.Error:
+            pass
+        time.sleep(0.1)
+    stderr = process.stderr.read()
+    if process.returncode != 0:
+        raise SystemExit(f"bench_predict.py: error: the run failed:\n{stderr[-2000:]}")
+    results = json.loads((out / "predict_results.json").read_text())
+    return {"docs_per_s": round(results["predict_samples_per_second"], 2), "peak_rss_mb": round(peak / 2**20, 1),
+            "predict_runtime_s": results["predict_runtime"], "threads_per_process": threads,
+            "load_1min": load1, "uptime": uptime}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", nargs="+", type=int, default=[10_000, 100_000])
+    parser.add_argument("--shapes", nargs="+", default=["icd10:2", "icd10"])
+    parser.add_argument("--processes", nargs="+", type=int, default=[1, 2])
+    parser.add_argument("--sort", nargs="+", choices=["on", "off"], default=["on", "off"])
+    parser.add_argument("--max_seq_length", type=int, default=128)
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--output", default="predict", help="Result name in benchmarks/results/ (default predict).")
+    args = parser.parse_args()
+
+    cases = []
+    with tempfile.TemporaryDirectory(prefix="bench-predict-") as tmp:
+        tmp = Path(tmp)
+        for size in args.sizes:
+            write_corpus(size, tmp / f"docs-{size}.jsonl")
+        for spec in args.shapes:
+            checkpoint = tmp / f"model-{spec.replace(':', '-')}"
+            save_checkpoint(spec, checkpoint)
+            for size in args.sizes:
+                for processes in args.processes:
+                    for sort in args.sort:
+                        out = tmp / f"out-{len(cases)}"
+                        case = {"shape": spec, "documents": size, "processes": processes, "sort_by_length": sort,
+                                **run_case(checkpoint, tmp / f"docs-{size}.jsonl", out, processes, sort == "on", args)}
+                        print(json.dumps(case), flush=True)
+                        cases.append(case)
+    idle = all(case["load_1min"] <= 0.5 for case in cases)
+    path = save_result(args.output, {"idle": idle, "max_seq_length": args.max_seq_length, "batch": args.batch,
+                                     "data": "20newsgroups test posts, repeated", "cases": cases})
+    print(f"idle: {str(idle).lower()}; saved {path}")
+
+
+if __name__ == "__main__":
+    main()
