@@ -59,7 +59,7 @@ def machine_load() -> dict:
 
 
 class PlainLogits(torch.nn.Module):
-    """A plain sequence classifier's logits as the only output, for `export_graph`."""
+    """A plain sequence classifier's logits as the only output, for `build_graph`."""
 
     def __init__(self, model):
         super().__init__()
