@@ -27,6 +27,7 @@ REMOTE_CODE_FILES = {
     "positions.py": PACKAGE_DIR / "positions.py",
     "default_encoder.py": PACKAGE_DIR / "default_encoder.py",
     "decoding.py": PACKAGE_DIR / "decoding.py",
+    "batching.py": PACKAGE_DIR / "batching.py",
     "modeling_htla.py": PACKAGE_DIR / "modeling.py",
     "pipeline_htla.py": PACKAGE_DIR / "pipeline.py",
     "export.py": PACKAGE_DIR / "export.py",
@@ -43,7 +44,8 @@ AUTO_MAP = {
 # loading `HTLAOnnxModel` (ONNX Runtime) instead of the PyTorch model, whose files it does not need.
 ONNX_REMOTE_CODE_FILES = {
     name: REMOTE_CODE_FILES[name]
-    for name in ("configuration_htla.py", "taxonomy.py", "positions.py", "decoding.py", "pipeline_htla.py", "handler.py")
+    for name in ("configuration_htla.py", "taxonomy.py", "positions.py", "decoding.py", "batching.py",
+                 "pipeline_htla.py", "handler.py")
 } | {"modeling_htla_onnx.py": PACKAGE_DIR / "onnx_model.py"}
 ONNX_AUTO_MAP = {
     "AutoConfig": "configuration_htla.HTLAConfig",

@@ -9,7 +9,8 @@ thresholds (learned per level on validation) unless `threshold` gives one number
 only transformers: the model, its pipelines and taxonomy come from the checkpoint folder itself (`trust_remote_code`),
 so serving needs neither network nor the htla package. The model is the class the folder's `auto_map` names: the
 PyTorch `HTLAModel` in a checkpoint, `HTLAOnnxModel` (ONNX Runtime) in a folder exported by
-`python -m modeling_htla.onnx`; both answer alike.
+`python -m modeling_htla.onnx`; both answer alike. A list of texts runs as the pipelines run it: in batches of similar
+length, each padded to its own longest text, the answers in the list's order.
 """
 
 from __future__ import annotations

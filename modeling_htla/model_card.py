@@ -287,11 +287,14 @@ def onnx_card(card: ModelCard, export: dict) -> ModelCard:
     settings = export.get("quantization")
     precision = ("float32" if not settings else "int8, dynamically quantized with onnxruntime.quantization (" +
                  ", ".join(f"{key}={value}" for key, value in settings.items()) + ")")
+    fused = export.get("fused_nodes")
+    fused = (f" Its attention, layer norms and GELU are fused into ONNX Runtime's kernels by its transformer optimizer "
+             f"({', '.join(f'{count} {op}' for op, count in fused.items())}).") if fused else ""
     section = f"""## ONNX Runtime export
 
 This folder serves the model with ONNX Runtime: `{export["file"]}` ({precision}, opset {export["opset"]}) is the text
 encoder, its pooling and the head, with the label features computed once and folded in as constants (no label graph
-runs at inference). The logits differ from the PyTorch checkpoint's by at most {export.get("max_abs_logit_difference",
+runs at inference).{fused} The logits differ from the PyTorch checkpoint's by at most {export.get("max_abs_logit_difference",
 float("nan")):.1e} on the exporter's sample texts. It needs `onnxruntime` and `transformers`, not the htla package:
 `AutoModelForSequenceClassification.from_pretrained(folder, trust_remote_code=True)` loads it as `HTLAOnnxModel`, which
 both pipelines and `handler.py` take like the PyTorch model (the usage below works unchanged).

@@ -22,8 +22,23 @@ from configuration_htla import HTLAConfig
 from .positions import cut_to_positions
 
 ONNX_FILE = "model.onnx"
-# `config.onnx_export`: what the exporter recorded (file, precision, opset, quantization settings, token limit).
+# `config.onnx_export`: what the exporter recorded (file, precision, opset, quantization settings, token limit, fused
+# nodes, session options).
 EXPORT_KEY = "onnx_export"
+# `SessionOptions` attributes the exporter saves by the name of their enum value.
+SESSION_ENUMS = {"graph_optimization_level": onnxruntime.GraphOptimizationLevel,
+                 "execution_mode": onnxruntime.ExecutionMode}
+
+
+def saved_session_options(settings: dict | None) -> onnxruntime.SessionOptions | None:
+    """The `SessionOptions` of a folder's `onnx_export["session_options"]`; `None` (ONNX Runtime's defaults) for a
+    folder exported before they were saved."""
+    if not settings:
+        return None
+    options = onnxruntime.SessionOptions()
+    for name, value in settings.items():
+        setattr(options, name, getattr(SESSION_ENUMS[name], value) if name in SESSION_ENUMS else value)
+    return options
 
 
 class HTLAOnnxModel:
@@ -50,17 +65,20 @@ class HTLAOnnxModel:
     def from_pretrained(cls, pretrained_model_name_or_path, config: HTLAConfig | None = None,
                         session_options: onnxruntime.SessionOptions | None = None, providers: list | None = None,
                         **kwargs) -> HTLAOnnxModel:
-        """Load an exported folder (or Hub repository). Other keyword arguments (those transformers' Auto classes
-        and `pipeline` pass, such as `trust_remote_code` or `dtype`) are accepted and ignored: the graph has its own
-        precision."""
+        """Load an exported folder (or Hub repository), its session opened with the options saved by the export
+        unless `session_options` are given. Other keyword arguments (those transformers' Auto classes and `pipeline`
+        pass, such as `trust_remote_code` or `dtype`) are accepted and ignored: the graph has its own precision."""
         path = str(pretrained_model_name_or_path)
         if config is None:
             config = HTLAConfig.from_pretrained(path)
-        file_name = getattr(config, EXPORT_KEY, {}).get("file", ONNX_FILE)
+        record = getattr(config, EXPORT_KEY, {})
+        file_name = record.get("file", ONNX_FILE)
         hub = {key: kwargs[key] for key in ("cache_dir", "revision", "token", "local_files_only") if key in kwargs}
         model_file = os.path.join(path, file_name) if os.path.isdir(path) else cached_file(path, file_name, **hub)
         if not os.path.isfile(model_file):
             raise OSError(f"{model_file}: missing (an exported HTLA folder holds its graph as {file_name})")
+        if session_options is None:
+            session_options = saved_session_options(record.get("session_options"))
         session = onnxruntime.InferenceSession(model_file, session_options,
                                                providers=providers or ["CPUExecutionProvider"])
         return cls(session, config, path)

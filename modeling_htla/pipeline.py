@@ -6,6 +6,9 @@ keeps working) and by its readable name in `name` (the taxonomy's names; the ide
 
 Both decide labels at the model's decision thresholds (`config.decision_thresholds`, learned per level on validation
 by `run_htc.py`; 0.5 without them) unless the call gives `threshold`: one number for every label, or one per level.
+
+Both run a list of texts in batches of similar length (`batch_size`, default 32), each padded to its own longest text,
+and answer in the list's order.
 """
 
 from __future__ import annotations
@@ -16,7 +19,11 @@ import numpy as np
 from transformers import Pipeline, TextClassificationPipeline
 from transformers.pipelines.text_classification import ClassificationFunction
 
+from .batching import length_sorted_batches
 from .decoding import decode_scores, path_answer, path_ends
+
+# Texts per forward pass when a call gives a list and neither it nor the pipeline gives `batch_size`.
+LIST_BATCH_SIZE = 32
 
 
 def check_threshold(threshold, num_levels: int):
@@ -43,7 +50,25 @@ def label_thresholds(config, taxonomy, threshold=None) -> np.ndarray:
     return np.full(len(taxonomy), float(threshold))
 
 
-class HTLATextClassificationPipeline(TextClassificationPipeline):
+class LengthBatching:
+    """Pipeline mixin: a list of texts runs in batches of similar length (`length_sorted_batches`, so each is padded to
+    its own longest text rather than the list's), the answers put back in the list's order. Other inputs run as the
+    pipeline runs them."""
+
+    def __call__(self, inputs, *args, batch_size: int | None = None, **kwargs):
+        if not (isinstance(inputs, list) and len(inputs) > 1 and all(isinstance(text, str) for text in inputs)):
+            return super().__call__(inputs, *args, batch_size=batch_size, **kwargs)
+        batch_size = batch_size or self._batch_size or LIST_BATCH_SIZE
+        lengths = [len(ids) for ids in self.tokenizer(inputs, truncation=True)["input_ids"]]
+        answers = [None] * len(inputs)
+        for rows in length_sorted_batches(lengths, batch_size):
+            batch = super().__call__([inputs[row] for row in rows], *args, batch_size=len(rows), **kwargs)
+            for row, answer in zip(rows, batch):
+                answers[row] = answer
+        return answers
+
+
+class HTLATextClassificationPipeline(LengthBatching, TextClassificationPipeline):
     """transformers' `text-classification` pipeline (sigmoid scores, `top_k`, `function_to_apply`), each answer with
     the label's readable `name` next to its identifier `label`, and `predicted`: whether the label's sigmoid score is
     above its decision threshold (`threshold` when the call gives one)."""
@@ -69,6 +94,10 @@ class HTLATextClassificationPipeline(TextClassificationPipeline):
         taxonomy = self.model.config.taxonomy
         return dict(zip(taxonomy["labels"], taxonomy["names"]))
 
+    def _forward(self, model_inputs):
+        # The logits only: a batch's other outputs are not all per text (the label features are `[L, H]`).
+        return {"logits": self.model(**model_inputs).logits}
+
     def postprocess(self, model_outputs, threshold=None, **kwargs):
         result = super().postprocess(model_outputs, **kwargs)
         predicted = model_outputs["logits"][0].float().sigmoid().numpy() > label_thresholds(
@@ -82,7 +111,7 @@ class HTLATextClassificationPipeline(TextClassificationPipeline):
         return [named(answer) for answer in result] if isinstance(result, list) else named(result)
 
 
-class HierarchicalTextClassificationPipeline(Pipeline):
+class HierarchicalTextClassificationPipeline(LengthBatching, Pipeline):
     """Predicts label paths such as `{"label": "cs > ml", "name": "Computer Science > Machine learning", "score": 0.93}`
     with the score of their deepest label.
 
@@ -121,4 +150,4 @@ class HierarchicalTextClassificationPipeline(Pipeline):
         return [path_answer(self.taxonomy, j, score) for j, score in path_ends(scores, chosen, self.taxonomy)]
 
 
-__all__ = ["HTLATextClassificationPipeline", "HierarchicalTextClassificationPipeline"]
+__all__ = ["HTLATextClassificationPipeline", "HierarchicalTextClassificationPipeline", "LengthBatching"]

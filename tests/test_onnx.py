@@ -1,13 +1,18 @@
 """ONNX export (`python -m modeling_htla.onnx`): the folded head equals the model for every fusion; a tiny trained
-checkpoint and a hybrid one, exported to fp32 and int8, load in a fresh interpreter without this package and answer
-like the PyTorch model through `pipeline("text-classification")`, HTLA's pipelines and `handler.py` (fp32 logits
-within 1e-4, int8 the same top label); the folder's card keeps the checkpoint's metadata."""
+checkpoint and a hybrid one, exported (attention fused by ONNX Runtime's optimizer) to fp32 and int8, load in a fresh
+interpreter without this package and answer like the PyTorch model through `pipeline("text-classification")`, HTLA's
+pipelines and `handler.py` (fp32 logits within 1e-4, int8 the same top label); left-padded batches too; the session
+opens with the saved options, and a folder from before they were saved still loads; the folder's card keeps the
+checkpoint's metadata."""
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+from collections import Counter
 
+import onnx
 import pytest
 import torch
 from conftest import LABEL_NAMES, WITHOUT_PROJECT
@@ -123,6 +128,14 @@ def test_exported_folder_holds_graph_code_config_tokenizer_card(exported, traine
     assert config["auto_map"] == ONNX_AUTO_MAP and config["taxonomy"]["labels"][0] == "science"
     record = config["onnx_export"]
     assert record["precision"] == "int8" and record["quantization"]["weight_type"] == "QInt8"
+    # the tiny encoder's 2 layers: each attention fused into one node, quantized with the other products
+    assert record["fused_nodes"] == {"Attention": 2, "BiasGelu": 2, "EmbedLayerNormalization": 1,
+                                     "SkipLayerNormalization": 4}
+    nodes = Counter(node.op_type for node in onnx.load(str(folder / "model.onnx")).graph.node)
+    assert nodes["QAttention"] == 2 and nodes["Attention"] == 0 and nodes["Softmax"] == 0 and nodes["MatMulInteger"] > 0
+    assert record["session_options"] == {"graph_optimization_level": "ORT_ENABLE_ALL",
+                                         "execution_mode": "ORT_SEQUENTIAL", "intra_op_num_threads": 0,
+                                         "inter_op_num_threads": 1}
     assert record["inputs"] == ["input_ids", "attention_mask", "token_type_ids"] and record["max_positions"] == 128
     card, source = ModelCard.load(folder / "README.md"), ModelCard.load(out / "README.md")
     assert "onnx" in card.data.tags and card.data.license == source.data.license
@@ -162,6 +175,41 @@ def test_clean_process_serves_int8_with_the_same_top_label(exported, served, tra
     assert answer["handler_paths"] == answer["paths"]
 
 
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
+def test_left_padded_batch_answers_like_pytorch(exported, hybrid, precision):
+    """The fused attention takes the 0/1 mask itself, not token counts (which would assume right padding)."""
+    model = HTLAModel.from_pretrained(hybrid).eval()
+    tokenizer = AutoTokenizer.from_pretrained(hybrid, padding_side="left")
+    inputs = tokenizer(TEXTS[:5], return_tensors="pt", padding=True)
+    assert inputs["attention_mask"][:, 0].tolist() == [0, 0, 0, 1, 0]  # all but the longest padded on the left
+    with torch.no_grad():
+        expected = model(**inputs).logits
+    logits = HTLAOnnxModel.from_pretrained(exported[("hybrid", precision)])(**inputs).logits
+    if precision == "fp32":
+        torch.testing.assert_close(logits, expected, atol=1e-4, rtol=0)
+    else:
+        assert logits.argmax(1).tolist() == expected.argmax(1).tolist()
+
+
+def test_session_opens_with_the_saved_options_and_old_folders_load(exported, tmp_path):
+    folder = tmp_path / "pinned"
+    shutil.copytree(exported[("add", "fp32")], folder)
+    config = json.loads((folder / "config.json").read_text())
+    config["onnx_export"]["session_options"] |= {"intra_op_num_threads": 1, "graph_optimization_level": "ORT_ENABLE_BASIC"}
+    (folder / "config.json").write_text(json.dumps(config))
+    options = HTLAOnnxModel.from_pretrained(folder).session.get_session_options()
+    assert options.intra_op_num_threads == 1 and options.inter_op_num_threads == 1
+    assert options.graph_optimization_level.name == "ORT_ENABLE_BASIC"
+    inputs = AutoTokenizer.from_pretrained(folder)(TEXTS[:4], return_tensors="pt", padding=True)
+    expected = HTLAOnnxModel.from_pretrained(exported[("add", "fp32")])(**inputs).logits
+    for key in ("session_options", "fused_nodes"):  # as a folder exported before they were recorded
+        del config["onnx_export"][key]
+    (folder / "config.json").write_text(json.dumps(config))
+    old = HTLAOnnxModel.from_pretrained(folder)
+    assert old.session.get_session_options().graph_optimization_level.name == "ORT_ENABLE_ALL"  # ONNX Runtime's default
+    torch.testing.assert_close(old(**inputs).logits, expected, atol=0, rtol=0)
+
+
 def test_in_process_load_and_bad_arguments(exported, trained, tmp_path, capsys):
     model = HTLAOnnxModel.from_pretrained(exported[("add", "fp32")])
     assert model.device == torch.device("cpu") and model.to("cpu") is model and not model.can_generate()
@@ -169,6 +217,8 @@ def test_in_process_load_and_bad_arguments(exported, trained, tmp_path, capsys):
         model.to("meta")
     with pytest.raises(ValueError, match=r"quantize: expected one of \['int8'\] or None, got 'int4'"):
         export_onnx(trained[0], tmp_path / "out", quantize="int4")
+    with pytest.raises(ValueError, match=r"threads: expected a non-negative integer \(0: one per physical core\), got -1"):
+        export_onnx(trained[0], tmp_path / "out", threads=-1)
     (tmp_path / "empty").mkdir()
     with pytest.raises(SystemExit, match=r"^python -m modeling_htla.onnx: error: .*empty/config.json: missing"):
         main([str(tmp_path / "empty"), str(tmp_path / "out")])

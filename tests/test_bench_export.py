@@ -1,0 +1,34 @@
+"""benchmarks/bench_export.py reads the load average before it runs: a busy machine's result is marked `idle: false`
+with a warning that its figures are not a result; an idle one's is marked `idle: true`, without the warning."""
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def bench():
+    sys.path.insert(0, str(ROOT / "benchmarks"))  # it imports its `common` module as the script does
+    try:
+        spec = importlib.util.spec_from_file_location("bench_export", ROOT / "benchmarks" / "bench_export.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    return module
+
+
+@pytest.mark.parametrize("one_minute, idle", [(2.37, False), (0.51, False), (0.5, True), (0.08, True)])
+def test_load_average_marks_a_busy_machine(bench, monkeypatch, capsys, one_minute, idle):
+    monkeypatch.setattr(bench.os, "getloadavg", lambda: (one_minute, 1.5, 0.75))
+    load = bench.machine_load()
+    assert load == {"load_average": {"1min": one_minute, "5min": 1.5, "15min": 0.75}, "idle": idle}
+    warning = capsys.readouterr().err
+    if idle:
+        assert warning == ""
+    else:
+        assert f"load average is {one_minute:.2f} (over 0.5)" in warning and "not a result" in warning
