@@ -158,7 +158,8 @@ class HTLATrainer(Trainer):
 
 class AnyMetricEarlyStopping(TrainerCallback, ExportableState):
     """Stops training after `patience` evaluations in which none of `metrics` beat its best value so far, as in the
-    paper (a gain in validation Macro- or Micro-F1 restarts the count). Lower is better for losses, higher for the
+    paper (a gain in validation Macro- or Micro-F1 restarts the count). Evaluations during the learning-rate warm-up
+    do not count: on a few dozen documents an epoch is a few steps, and no label has crossed 0.5 yet. Lower is better for losses, higher for the
     rest. The best values and the count are saved in checkpoints and come back on resume with
     `--restore_callback_states_from_checkpoint`."""
 
@@ -178,7 +179,8 @@ class AnyMetricEarlyStopping(TrainerCallback, ExportableState):
         gained = [name for name in self.metrics if name not in self.best or _better(name, metrics[name], self.best[name])]
         for name in gained:
             self.best[name] = metrics[name]
-        self.count = 0 if gained else self.count + 1
+        warming_up = state.global_step <= args.get_warmup_steps(state.max_steps)
+        self.count = 0 if gained or warming_up else self.count + 1
         if self.count >= self.patience:
             control.should_training_stop = True
             self.stopped = True

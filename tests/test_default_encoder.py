@@ -29,7 +29,8 @@ def test_from_encoder_loads_pretrained_weights_and_label_names(minilm_path, smal
     inputs = tokenizer(["a sentence about computers", "another about sports"], return_tensors="pt", padding=True)
     with torch.no_grad():
         ours = model.encode_text(inputs["input_ids"], inputs["attention_mask"], inputs["token_type_ids"])
-        theirs = reference(**inputs).last_hidden_state[:, 0]
+        hidden, mask = reference(**inputs).last_hidden_state, inputs["attention_mask"].unsqueeze(-1)
+        theirs = (hidden * mask).sum(1) / mask.sum(1)  # the default's mean pooling over real tokens
         logits = model(**inputs).logits
     assert torch.allclose(ours, theirs, atol=1e-5)
     assert logits.shape == (2, len(small_taxonomy))

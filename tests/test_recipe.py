@@ -114,7 +114,8 @@ def test_early_stopping_stops_before_the_cap_and_keeps_the_best_epoch(encoder_di
     with caplog.at_level("INFO"):
         run_in_process([*user_data(data_dir, out), "--model_name_or_path", encoder_dir, "--max_seq_length", "16",
                         "--learning_rate", "0", "--head_learning_rate", "0", "--graph_learning_rate", "0",
-                        "--num_train_epochs", "10", "--early_stopping_patience", "2", "--do_predict", "false"])
+                        "--num_train_epochs", "10", "--early_stopping_patience", "2", "--warmup_steps", "0",
+                        "--do_predict", "false"])
     results = read_json(out / "all_results.json")
     assert results["train_epochs_trained"] == 3.0 and results["train_best_epoch"] == 1.0
     assert results["train_stop_reason"] == "early stopping: validation macro_f1 did not improve for 2 evaluations"

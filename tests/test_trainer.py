@@ -90,13 +90,17 @@ def test_gradient_checkpointing_trains_the_same_model(small_taxonomy, tmp_path):
     assert any(not torch.equal(a, b) for a, b in zip(plain.parameters(), make_model(small_taxonomy).parameters()))
 
 
-def run_evaluations(callback, evaluations):
-    """Feed eval metrics to the callback; the 1-based index of the evaluation that stopped training, or None."""
-    from transformers import TrainerControl
+def run_evaluations(callback, evaluations, warmup_steps: int = 0, steps_per_evaluation: int = 10):
+    """Feed eval metrics to the callback, one evaluation every `steps_per_evaluation` steps; the 1-based index of the
+    evaluation that stopped training, or None."""
+    from transformers import TrainerControl, TrainerState, TrainingArguments
 
     control = TrainerControl()
+    args = TrainingArguments(output_dir="unused", warmup_steps=warmup_steps, report_to="none")
+    state = TrainerState(max_steps=steps_per_evaluation * len(evaluations))
     for index, metrics in enumerate(evaluations, start=1):
-        callback.on_evaluate(None, None, control, metrics={f"eval_{k}": v for k, v in metrics.items()})
+        state.global_step = index * steps_per_evaluation
+        callback.on_evaluate(args, state, control, metrics={f"eval_{k}": v for k, v in metrics.items()})
         if control.should_training_stop:
             return index
     return None
@@ -113,6 +117,14 @@ def test_a_gain_in_any_metric_restarts_the_early_stopping_count():
     assert run_evaluations(AnyMetricEarlyStopping(3, ["macro_f1", "micro_f1"]), evaluations) == 5
     assert run_evaluations(AnyMetricEarlyStopping(3, ["macro_f1"]), evaluations) == 4  # macro alone: 0.5 at eval 1
     assert run_evaluations(AnyMetricEarlyStopping(1, ["loss"]), [{"loss": 2.0}, {"loss": 1.0}, {"loss": 1.5}]) == 3
+
+
+def test_evaluations_during_the_warm_up_do_not_count():
+    """No label above 0.5 yet (Macro-F1 0) while the learning rate rises: patience 2 would stop at evaluation 3, but
+    the count starts after the 50 warm-up steps (evaluation 5), so the gain at evaluation 6 keeps training going."""
+    evaluations = [{"macro_f1": 0.0}] * 5 + [{"macro_f1": 0.3}] + [{"macro_f1": 0.2}] * 3
+    assert run_evaluations(AnyMetricEarlyStopping(2, ["macro_f1"]), evaluations) == 3
+    assert run_evaluations(AnyMetricEarlyStopping(2, ["macro_f1"]), evaluations, warmup_steps=50) == 8
 
 
 def test_early_stopping_state_survives_a_checkpoint_and_names_missing_metrics():
