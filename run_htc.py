@@ -275,7 +275,8 @@ def parse_args(argv: list[str]):
                                                            return_remaining_strings=True)
     embedded = uses_embedded_data(data_args)
     flags = flag_values(argv)
-    merged = follow_strategies((DEFAULT_RUN if embedded else RECIPE) | settings | flags, set(settings) | set(flags))
+    merged = (DEFAULT_RUN if embedded else RECIPE) | settings
+    merged |= follow_strategies(merged | flags, set(settings) | set(flags))  # the flags themselves stay in argv
     merged = {key: value for key, value in merged.items() if value is not None}
     full_argv = settings_to_argv(merged) + argv
     # Read before TrainingArguments turns --do_eval on for any evaluation strategy (the recipe evaluates every epoch).
@@ -316,18 +317,17 @@ def flag_values(argv: list[str]) -> dict[str, str | list[str]]:
 def follow_strategies(settings: dict, given: set[str]) -> dict:
     """The recipe's evaluation and checkpoint schedules, kept in step with the one the user changed: the best
     checkpoint is chosen among evaluated ones, so `--save_strategy steps --save_steps 5` alone evaluates every 5 steps
-    too, and `--eval_strategy no` alone turns off what needs evaluations (best-checkpoint choice, early stopping)."""
-    settings = dict(settings)
+    too, and `--eval_strategy no` alone turns off what needs evaluations (best-checkpoint choice, early stopping).
+    Returns the values to change (`None`: unset)."""
+    changes = {}
     for mine, other in (("save", "eval"), ("eval", "save")):
         if f"{mine}_strategy" in given and f"{other}_strategy" not in given:
-            settings[f"{other}_strategy"] = settings[f"{mine}_strategy"]
+            changes[f"{other}_strategy"] = settings[f"{mine}_strategy"]
             if f"{mine}_steps" in given and f"{other}_steps" not in given:
-                settings[f"{other}_steps"] = settings[f"{mine}_steps"]
-    if str(settings.get("eval_strategy")).lower() == "no":
-        for key in ("load_best_model_at_end", "early_stopping_patience"):
-            if key not in given:
-                settings[key] = None
-    return settings
+                changes[f"{other}_steps"] = settings[f"{mine}_steps"]
+    if str(changes.get("eval_strategy", settings.get("eval_strategy"))).lower() == "no":
+        changes.update({key: None for key in ("load_best_model_at_end", "early_stopping_patience") if key not in given})
+    return changes
 
 
 def check_flags(parser: HfArgumentParser, argv: list[str], source: str = "") -> None:
@@ -589,7 +589,7 @@ def main(argv: list[str] | None = None) -> None:
         logger.info("Training stopped after %s epochs (%s); kept the checkpoint of epoch %s", outcome["epochs_trained"],
                     outcome["stop_reason"], outcome["best_epoch"] if outcome["best_epoch"] is not None else "(last)")
         train_metrics = dict(result.metrics, train_samples=len(tokenized["train"]),
-                             **{f"train_{key}": value for key, value in outcome.items()})
+                             **{f"train_{key}": value for key, value in outcome.items() if value is not None})
 
     def learned_metrics(output, prefix: str) -> dict[str, float]:
         """The metrics at the model's learned thresholds, as `<prefix>_learned_*` (none without them)."""

@@ -138,7 +138,7 @@ def check_run_htc(argv: list[str]) -> list[str]:
         if GPU_ONLY not in str(err) or torch.cuda.is_available():
             problems.append(f"run_htc.parse_args rejects it: {err}")
         else:  # the paper's configs train in bf16 on a GPU: everything else must parse on this CPU
-            problems += check_run_htc(as_flags(argv) + ["--use_cpu", "true"])
+            problems += check_run_htc(argv + ["--use_cpu", "true"])  # flags after a file override its values
     except SystemExit as err:
         problems.append(f"run_htc.parse_args rejects it: {err}")
     return problems
