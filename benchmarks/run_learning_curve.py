@@ -25,7 +25,8 @@ Rows.
   0.1), `scale50` (the graph's cosine started at scale 50 instead of 1/0.07 = 14.3: `--tla_temperature 0.02`),
   `dot` (the cosine alone, `--fusion dot`). The best is chosen on validation Macro-F1.
 - `flat_no_early_stop`: a diagnostic, flat with `--early_stopping_patience 0` (trains to the epoch cap; the best
-  epoch is still kept), to tell how much of flat's score at small k is the recipe's early stopping.
+  epoch is still kept), to tell how much of flat's score at small k is the recipe's early stopping; and
+  `default_no_early_stop`, the default the same way.
 - `zero_shot`: no training: cosine of the mean-pooled all-MiniLM-L6-v2 embeddings of the text and of each label's
   name (as docs/new-labels.md), thresholded.
 - `setfit`: SetFit 1.2 on the same encoder, its few-shot recipe (contrastive fine-tuning of the body on pairs of
@@ -76,7 +77,8 @@ CANDIDATES = {
 }
 RUN_HTC_ROWS = {"default": [], "flat": ["--no_use_graph_encoder"], **CANDIDATES,
                 # a diagnostic, not what the README command trains: flat without early stopping, to the epoch cap
-                "flat_no_early_stop": ["--no_use_graph_encoder", "--early_stopping_patience", "0"]}
+                "flat_no_early_stop": ["--no_use_graph_encoder", "--early_stopping_patience", "0"],
+                "default_no_early_stop": ["--early_stopping_patience", "0"]}
 SETFIT_CAP = {"num_iterations": 5, "max_steps": 300, "max_length": 128, "batch_size": 16, "num_epochs": 1}
 MAX_LENGTH = 128  # run_htc.py's default --max_seq_length, for the zero-shot and SetFit rows too
 
