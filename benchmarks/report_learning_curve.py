@@ -29,12 +29,14 @@ ROW_NAMES = {
     "tla_small": "graph + TLA λ 0.1",
     "scale50": "graph, cosine scale 50 (`--tla_temperature 0.02`)",
     "dot": "graph, cosine only (`--fusion dot`)",
+    "flat_no_early_stop": "flat, no early stopping (diagnostic: `--early_stopping_patience 0`)",
+    "default_no_early_stop": "default, no early stopping (`--early_stopping_patience 0`)",
     "zero_shot": "zero-shot from the names",
     "setfit": "SetFit 1.2 (capped), label scores = sums of leaf probabilities",
     "setfit_argmax": "SetFit 1.2 (capped), its predicted leaf + ancestors (no threshold: same in both columns)",
 }
 FULL_DATA = {"flat": "flat", "default": "recommended"}  # row: run_quality.py variant of the full-data point
-CANDIDATE_ROWS = ("default", "tla", "tla_small", "scale50", "dot")
+CANDIDATE_ROWS = ("default", "tla", "tla_small", "scale50", "dot", "default_no_early_stop")
 
 
 def load(results_dir: Path) -> dict:
