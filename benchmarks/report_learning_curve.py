@@ -35,6 +35,11 @@ ROW_NAMES = {
     "setfit": "SetFit 1.2 (capped), label scores = sums of leaf probabilities",
     "setfit_argmax": "SetFit 1.2 (capped), its predicted leaf + ancestors (no threshold: same in both columns)",
 }
+PLOT_NAMES = {"flat": "flat", "default": "default (README command)", "tla": "graph + TLA", "tla_small": "graph + TLA 0.1",
+              "scale50": "graph, cosine scale 50", "dot": "graph, cosine only",
+              "flat_no_early_stop": "flat, no early stopping", "default_no_early_stop": "default, no early stopping",
+              "zero_shot": "zero-shot from names", "setfit": "SetFit, summed leaf probabilities",
+              "setfit_argmax": "SetFit, predicted leaf"}
 FULL_DATA = {"flat": "flat", "default": "recommended"}  # row: run_quality.py variant of the full-data point
 CANDIDATE_ROWS = ("default", "tla", "tla_small", "scale50", "dot", "default_no_early_stop")
 
@@ -183,10 +188,10 @@ def plot(groups: dict, results_dir: Path, path: Path) -> Path:
                     mean = statistics.mean(vals)
                     xs.append(x), means.append(mean), low.append(mean - min(vals)), high.append(max(vals) - mean)
             if xs:
-                ax.errorbar(xs, means, yerr=[low, high], marker="o", capsize=3, color=f"C{index}",
-                            label=ROW_NAMES[row].replace("`", ""), linestyle="--" if row.startswith(("zero_shot", "setfit")) else "-")
+                ax.errorbar(xs, means, yerr=[low, high], marker="o", capsize=3, color=plt.get_cmap("tab10" if index < 10 else "Dark2")(index % 10),
+                            label=PLOT_NAMES.get(row, row), linestyle="--" if row.startswith(("zero_shot", "setfit")) else "-")
         ax.set_xscale("log", base=2)
-        ax.set_xticks([2, 8, 32, full_x], ["2", "8", "32", "full"])
+        ax.set_xticks([2, 8, 32, full_x], ["2", "8", "32", "full data\n(1 epoch)"])
         ax.set(title=title, xlabel="training documents per leaf (k)", ylabel="test Macro-F1 (%), learned thresholds")
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
