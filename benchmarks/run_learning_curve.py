@@ -251,7 +251,8 @@ def setfit_row(row: str, data: dict, dataset: str, k: int, seed: int) -> dict:
                                "label": [column[row["labels"][-1]] for row in data["train"]]})
     model = SetFitModel.from_pretrained(resolve_encoder(None))
     model.model_body.max_seq_length = SETFIT_CAP["max_length"]
-    args = TrainingArguments(seed=seed, **SETFIT_CAP)
+    args = TrainingArguments(seed=seed, output_dir=str(OUTPUTS / "setfit" / result_name(dataset, row, k, seed)),
+                             **SETFIT_CAP)  # SetFit's default output folder is ./checkpoints
     start = time.time()
     Trainer(model=model, args=args, train_dataset=train).train()
     train_seconds = time.time() - start
