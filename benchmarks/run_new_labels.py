@@ -392,12 +392,13 @@ def ceiling_row(data: dict, args) -> dict:
     return {"after": model_rows(data, model, features, data["seen_ids"], data["held_ids"])}
 
 
-@torch.no_grad()
-def zero_shot_row(data: dict, args) -> dict:
-    """Cosine between mean-pooled sentence embeddings of texts and of label names (or name paths)."""
+def sentence_embedder():
+    """`embed(texts, max_length) -> [N, H]`: unit-length mean-pooled embeddings by the packaged all-MiniLM-L6-v2 (the
+    encoder the models start from), for zero-shot scoring from label names."""
     path = resolve_encoder(None)
     encoder, tokenizer = AutoModel.from_pretrained(path).eval(), AutoTokenizer.from_pretrained(path)
 
+    @torch.no_grad()
     def embed(texts: list[str], max_length: int) -> torch.Tensor:
         chunks = []
         for start in range(0, len(texts), 128):
@@ -408,6 +409,13 @@ def zero_shot_row(data: dict, args) -> dict:
             chunks.append(torch.nn.functional.normalize((hidden * mask).sum(1) / mask.sum(1), dim=-1))
         return torch.cat(chunks)
 
+    return embed
+
+
+@torch.no_grad()
+def zero_shot_row(data: dict, args) -> dict:
+    """Cosine between mean-pooled sentence embeddings of texts and of label names (or name paths)."""
+    embed = sentence_embedder()
     taxonomy = data["taxonomy"]
     texts = {split: embed(data["texts"][split], data["max_seq_length"]) for split in ("validation", "test")}
     queries = {"name": taxonomy.names,

@@ -1,0 +1,40 @@
+"""benchmarks/report_learning_curve.py: seeds grouped per (data set, row, k), SetFit's own prediction as a row, the
+targets as paired differences, the plot written."""
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+report = pytest.importorskip("report_learning_curve")
+
+
+def write(folder, row, k, seed, macro, argmax=None):
+    split = {"micro_f1": macro, "macro_f1": macro, "learned_micro_f1": macro, "learned_macro_f1": macro}
+    if argmax is not None:
+        split |= {"argmax_micro_f1": argmax, "argmax_macro_f1": argmax}
+    run = {"benchmark": "learning_curve", "dataset": "20newsgroups", "row": row, "k": k, "seed": seed,
+           "sizes": {"train": 20 * k}, "wall_time_s": 60.0, "validation": split, "test": split}
+    (folder / f"learning_curve_20newsgroups_{row}_k{k}_seed{seed}.json").write_text(json.dumps(run))
+
+
+def test_targets_are_paired_over_the_seeds_both_rows_have(tmp_path):
+    write(tmp_path, "default", 2, 42, 0.60)
+    write(tmp_path, "default", 2, 7, 0.50)
+    write(tmp_path, "flat", 2, 42, 0.50)
+    write(tmp_path, "flat", 2, 7, 0.48)  # +2 at seed 7: below the +5 target
+    write(tmp_path, "setfit", 2, 42, 0.40, argmax=0.65)
+    groups = report.load(tmp_path)
+    assert [run["test"]["learned_macro_f1"] for run in groups[("20newsgroups", "setfit_argmax", 2)]] == [0.65]
+    (line,) = report.targets(groups, "20newsgroups")
+    assert "default - flat 6.00 (2.00–10.00) (seeds 7, 42; target >= 5: met on the mean)" in line
+    assert "default - setfit_argmax -5.00 (seeds 42; target >= 0: missed)" in line
+    best = report.best_candidates(groups, "20newsgroups")
+    assert best and "best on validation `default`" in best[0]
+    table = report.table(groups, tmp_path, "20newsgroups")
+    assert "| default (README command) | 2 | 42, 7 | 40 | 55.00 (50.00–60.00) |" in table
+    assert (report.plot(groups, tmp_path, tmp_path / "curve.png")).stat().st_size > 0
