@@ -48,3 +48,9 @@ def save_result(name: str, result: dict) -> Path:
     path = RESULTS_DIR / f"{name}.json"
     path.write_text(json.dumps({"environment": environment(), **result}, indent=2) + "\n", encoding="utf-8")
     return path
+
+
+def write_jsonl(path: Path, rows) -> str:
+    """Rows as a JSON Lines file, as a user would hand them to run_htc.py; returns the path."""
+    path.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
+    return str(path)

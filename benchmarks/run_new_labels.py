@@ -55,7 +55,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from common import save_result
+from common import save_result, write_jsonl
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -110,11 +110,6 @@ def raw_splits(dataset: str, settings: dict):
             rows = [json.loads(line) for line in handle if line.strip()]
         splits[split] = [{"text": row["text"], "labels": row["labels"]} for row in rows if row["text"].strip()]
     return splits, taxonomy
-
-
-def write_jsonl(path: Path, rows) -> str:
-    path.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
-    return str(path)
 
 
 def prepare(dataset: str, seed: int) -> dict:

@@ -33,16 +33,12 @@ import sys
 import time
 from pathlib import Path
 
-from common import RESULTS_DIR, save_result
+from common import RESULTS_DIR, save_result, write_jsonl
 
 ROOT = Path(__file__).resolve().parents[1]
 NEWSGROUPS = ROOT.parent / "shared" / "data" / "20newsgroups"
 TEST_SAMPLE = 2000
 ICD_SIZES = {"train": 16000, "validation": 2000, "test": 4000}  # run_htc.DEFAULT_RUN's max_*_samples
-
-
-def write_jsonl(path: Path, rows) -> None:
-    path.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
 
 
 def newsgroups_files(folder: Path, train_size: int | None, seed: int) -> dict[str, str]:
