@@ -11,6 +11,7 @@ OFFLINE_ENVIRONMENT = {
 }
 os.environ.update(OFFLINE_ENVIRONMENT)
 
+import importlib.util  # noqa: E402
 import json  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -310,3 +311,18 @@ def icd10cm_trained(encoder_dir, tmp_path_factory):
         "report_to": "none",
     }))
     return out
+
+
+def load_benchmark(name: str):
+    """benchmarks/<name>.py as a module, its sibling modules (`common`, `report_quality`) imported as the script
+    imports them."""
+    folder = Path(__file__).resolve().parents[1] / "benchmarks"
+    sys.path.insert(0, str(folder))
+    try:
+        spec = importlib.util.spec_from_file_location(name, folder / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module  # dataclasses look their module up there
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(folder))
+    return module

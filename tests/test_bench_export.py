@@ -1,25 +1,14 @@
 """benchmarks/bench_export.py reads the load average before it runs: a busy machine's result is marked `idle: false`
 with a warning that its figures are not a result; an idle one's is marked `idle: true`, without the warning."""
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from conftest import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def bench():
-    sys.path.insert(0, str(ROOT / "benchmarks"))  # it imports its `common` module as the script does
-    try:
-        spec = importlib.util.spec_from_file_location("bench_export", ROOT / "benchmarks" / "bench_export.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
-    return module
+    return load_benchmark("bench_export")
 
 
 @pytest.mark.parametrize("one_minute, idle", [(2.37, False), (0.51, False), (0.5, True), (0.08, True)])

@@ -1,21 +1,15 @@
 """benchmarks/report_quality.py: seeds grouped into rows, Markdown tables, the three PNGs, a clear error."""
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from conftest import load_benchmark
+
 
 
 def load_report():
-    spec = importlib.util.spec_from_file_location("report_quality", ROOT / "benchmarks" / "report_quality.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("report_quality")
 
 
 def write_run(folder, name, variant, seed, macro, extra_settings=None, dataset="20newsgroups", overrides=None,
@@ -101,14 +95,7 @@ def test_no_results_is_a_clear_error(tmp_path):
 
 
 def load_new_labels_report():
-    sys.path.insert(0, str(ROOT / "benchmarks"))  # it imports report_quality as the script does
-    try:
-        spec = importlib.util.spec_from_file_location("report_new_labels", ROOT / "benchmarks" / "report_new_labels.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(ROOT / "benchmarks"))
-    return module
+    return load_benchmark("report_new_labels")
 
 
 def write_new_labels(folder, row, seed, **result):
