@@ -7,7 +7,6 @@ import pytest
 from conftest import load_benchmark
 
 
-
 def load_report():
     return load_benchmark("report_quality")
 
