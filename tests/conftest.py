@@ -291,6 +291,7 @@ def trained(encoder_dir, data_dir, tmp_path_factory):
             "--label_names_file", str(data_dir / "label_names.json"),
             "--output_dir", str(out), "--do_train", "--do_eval", "--do_predict", "--max_steps", "4",
             "--per_device_train_batch_size", "8", "--learning_rate", "1e-3", "--max_seq_length", "16",
+            "--head_learning_rate", "1e-3", "--graph_learning_rate", "1e-3", "--warmup_steps", "0",  # as before the recipe
             "--eval_strategy", "steps", "--eval_steps", "2", "--save_steps", "2", "--report_to", "none",
             "--push_to_hub", "--hub_model_id", "org/htla-tiny",
         ])
