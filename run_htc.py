@@ -9,8 +9,9 @@ In the style of the transformers example scripts (`run_classification.py`):
         --output_dir out --do_train --do_eval
     accelerate launch --multi_gpu --num_processes 2 run_htc.py --use_cpu ...   # several processes (here 2 CPU ones)
 
-`--model_name_or_path` names a text encoder (a fresh HTLA is built on it) or a trained HTLA checkpoint (training
-continues, or `--do_predict` runs with the checkpoint's own taxonomy). With a checkpoint, a `--taxonomy_file` holding
+`--model_name_or_path` names a text encoder (a fresh HTLA is built on it), a trained HTLA checkpoint (training
+continues, or `--do_predict` runs with the checkpoint's own taxonomy) or a folder exported by
+`python -m modeling_htla.onnx` (`--do_predict` only, run by ONNX Runtime). With a checkpoint, a `--taxonomy_file` holding
 more labels extends it (`HTLAModel.extend_taxonomy`): the new labels are scored from their names and places in the
 tree, their biases calibrated on the texts to predict (`--calibrate_new_labels`), and without `--do_train` the extended
 checkpoint is saved in `--output_dir`.
@@ -72,7 +73,8 @@ class ModelArguments:
 
     model_name_or_path: str | None = field(
         default=None,
-        metadata={"help": "Text encoder (Hub id or folder) or a trained HTLA checkpoint. Default: packaged all-MiniLM-L6-v2."},
+        metadata={"help": "Text encoder (Hub id or folder), a trained HTLA checkpoint or its ONNX export "
+                          "(--do_predict). Default: packaged all-MiniLM-L6-v2."},
     )
     pooling: str = field(
         default="mean",
@@ -365,14 +367,23 @@ def read_mapping(path: str, content: str, expected: str) -> dict:
     return value
 
 
-def is_htla_checkpoint(name_or_path: str | None) -> bool:
+# The key an exported folder's config.json records its export under (`modeling_htla.onnx_model.EXPORT_KEY`, not
+# imported here: onnxruntime is optional).
+ONNX_EXPORT_KEY = "onnx_export"
+
+
+def checkpoint_kind(name_or_path: str | None) -> str | None:
+    """`"pytorch"` for a trained HTLA checkpoint, `"onnx"` for one exported by `python -m modeling_htla.onnx`, `None`
+    for anything else (a text encoder)."""
     if name_or_path is None:
-        return False
+        return None
     try:
         config, _ = PretrainedConfig.get_config_dict(name_or_path)
     except OSError:
-        return False
-    return config.get("model_type") == "htla"
+        return None
+    if config.get("model_type") != "htla":
+        return None
+    return "onnx" if ONNX_EXPORT_KEY in config else "pytorch"
 
 
 def uses_embedded_data(data_args) -> bool:
@@ -382,7 +393,11 @@ def uses_embedded_data(data_args) -> bool:
 
 def prepare_data(model_args, data_args, training_args):
     """Raw splits and the taxonomy, validated before anything is written."""
-    checkpoint = is_htla_checkpoint(model_args.model_name_or_path)
+    kind = checkpoint_kind(model_args.model_name_or_path)
+    checkpoint = kind is not None
+    if kind == "onnx" and (training_args.do_train or training_args.do_eval):
+        raise ValueError(f"{model_args.model_name_or_path}: an ONNX export only classifies (--do_predict); train or "
+                         "evaluate the PyTorch checkpoint it was exported from")
     if not uses_embedded_data(data_args):
         raw = load_raw_datasets(
             train_file=data_args.train_file,
@@ -401,6 +416,9 @@ def prepare_data(model_args, data_args, training_args):
             names = read_mapping(names_file, "label names", "a JSON object {label: name}")
         if checkpoint:
             taxonomy = HTLAModel.config_class.from_pretrained(model_args.model_name_or_path).get_taxonomy()
+            if data_args.taxonomy_file and kind == "onnx":
+                raise ValueError(f"{data_args.taxonomy_file}: an ONNX export keeps the taxonomy it was exported with; "
+                                 "extend the PyTorch checkpoint, then export it again")
             if data_args.taxonomy_file:  # a bigger taxonomy: its new labels come after the checkpoint's own
                 bigger = build_taxonomy(raw, data_args.taxonomy_file, names)
                 try:
@@ -432,18 +450,27 @@ def prepare_data(model_args, data_args, training_args):
             raw[split] = raw[split].select(range(min(limit, len(raw[split]))))
     for split in [split for split in raw if "labels" in raw[split].column_names]:  # documents to classify may have none
         raw[split] = encode_labels(raw[split], taxonomy, add_ancestors=data_args.add_ancestors, source=split)
-    return raw, taxonomy, checkpoint
+    return raw, taxonomy, kind
 
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "vocab.json", "spiece.model")
 
 
-def build_model(model_args, taxonomy: Taxonomy, checkpoint: bool) -> tuple[HTLAModel, object]:
-    if checkpoint:
+def build_model(model_args, taxonomy: Taxonomy, kind: str | None) -> tuple[HTLAModel, object]:
+    """The model and tokenizer: a checkpoint's (`kind` "pytorch"; "onnx": an `HTLAOnnxModel`), or a fresh HTLA on the
+    encoder `--model_name_or_path` with the model flags."""
+    if kind is not None:
         path = model_args.model_name_or_path
         if os.path.isdir(path) and not any(os.path.isfile(os.path.join(path, name)) for name in TOKENIZER_FILES):
             raise OSError(f"{path}: no tokenizer files ({', '.join(TOKENIZER_FILES[:2])}); save the tokenizer with the model")
-        model = HTLAModel.from_pretrained(model_args.model_name_or_path, cache_dir=model_args.cache_dir)
+        if kind == "onnx":
+            try:
+                from modeling_htla.onnx_model import HTLAOnnxModel
+            except ImportError as err:
+                raise OSError(f"{path}: an ONNX export needs onnxruntime ({err}); pip install onnxruntime") from None
+            model = HTLAOnnxModel.from_pretrained(path, cache_dir=model_args.cache_dir)
+        else:
+            model = HTLAModel.from_pretrained(path, cache_dir=model_args.cache_dir)
         tokenizer = AutoTokenizer.from_pretrained(model_args.model_name_or_path, cache_dir=model_args.cache_dir)
         return model, tokenizer
     encoder = resolve_encoder(model_args.model_name_or_path)
@@ -519,9 +546,9 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"run_htc.py: error: --resume_from_checkpoint {resume}: no such checkpoint folder")
 
     try:  # bad input ends here, in one line and before anything is written
-        raw, taxonomy, checkpoint = prepare_data(model_args, data_args, training_args)
-        model, tokenizer = build_model(model_args, taxonomy, checkpoint)
-        added = model.extend_taxonomy(taxonomy, tokenizer) if checkpoint else []  # a bigger --taxonomy_file
+        raw, taxonomy, kind = prepare_data(model_args, data_args, training_args)
+        model, tokenizer = build_model(model_args, taxonomy, kind)
+        added = model.extend_taxonomy(taxonomy, tokenizer) if kind == "pytorch" else []  # a bigger --taxonomy_file
     except (ValueError, OSError) as err:
         raise SystemExit(f"run_htc.py: error: {' '.join(str(err).split())}") from None
     logger.info("Taxonomy: %s; splits: %s", taxonomy, {k: len(v) for k, v in raw.items()})
@@ -532,6 +559,19 @@ def main(argv: list[str] | None = None) -> None:
 
     if added and data_args.calibrate_new_labels and not training_args.do_train:
         calibrate(model, tokenizer, raw, data_args.max_seq_length)
+
+    train_label_ids = raw["train"]["label_ids"][:] if "train" in raw else None
+    frequencies = None
+    if train_label_ids is not None:
+        flat = np.fromiter((i for ids in train_label_ids for i in ids), dtype=np.int64)
+        frequencies = np.bincount(flat, minlength=len(taxonomy)).tolist()
+    fixed_threshold = 0.5 if data_args.threshold is None else data_args.threshold
+    if kind == "onnx":  # ONNX Runtime classifies the documents; there is nothing for a Trainer to do
+        metrics = predict(model, tokenizer, raw["test"], taxonomy, data_args, training_args, train_label_ids,
+                          frequencies, fixed_threshold)
+        if metrics:
+            save_results(training_args.output_dir, "predict", metrics)
+        return
 
     def tokenize(batch):
         encoded = tokenizer(batch["text"], truncation=True, max_length=data_args.max_seq_length)
@@ -549,17 +589,11 @@ def main(argv: list[str] | None = None) -> None:
 
     # The Trainer would contact the Hub at start-up; the finished folder is pushed once at the end instead.
     push_to_hub, training_args.push_to_hub = training_args.push_to_hub, False
-    train_label_ids = raw["train"]["label_ids"][:] if "train" in raw else None
-    frequencies = None
-    if train_label_ids is not None:
-        flat = np.fromiter((i for ids in train_label_ids for i in ids), dtype=np.int64)
-        frequencies = np.bincount(flat, minlength=len(taxonomy)).tolist()
-    if model_args.init_bias_from_priors and training_args.do_train and not checkpoint:
+    if model_args.init_bias_from_priors and training_args.do_train and kind is None:
         model.init_bias_from_priors(np.asarray(frequencies) / len(train_label_ids))
     if training_args.do_train and model.config.labels_without_examples:  # labels added after an earlier training
         model.config.labels_without_examples = [
             label for label in model.config.labels_without_examples if not frequencies[taxonomy.label2id[label]]]
-    fixed_threshold = 0.5 if data_args.threshold is None else data_args.threshold
     compute_metrics = make_compute_metrics(taxonomy, frequencies, fixed_threshold)
     early_stopping = AnyMetricEarlyStopping(
         training_args.early_stopping_patience,
@@ -667,7 +701,7 @@ def predict(model, tokenizer, test, taxonomy: Taxonomy, data_args, training_args
             top_k=data_args.predict_top_k, output_format=data_args.predictions_format,
             sort_by_length=data_args.predict_sort_by_length, metric_thresholds=rules, baselines=baselines,
             label_frequencies=frequencies, process_index=state.process_index, num_processes=state.num_processes,
-            wait_for_everyone=state.wait_for_everyone, device=training_args.device,
+            wait_for_everyone=state.wait_for_everyone, device=model.device,
         )
     except ValueError as err:
         raise SystemExit(f"run_htc.py: error: {err}") from None
@@ -693,6 +727,18 @@ def predict(model, tokenizer, test, taxonomy: Taxonomy, data_args, training_args
             else "n/a",
         )
     return metrics
+
+
+def save_results(output_dir: str, split: str, metrics: dict) -> None:
+    """`<split>_results.json` and the merged `all_results.json`, as the Trainer's `save_metrics` writes them, for the
+    runs that have no Trainer (an ONNX export classifying)."""
+    log = ", ".join(f"{key} = {value:.4f}" if isinstance(value, float) else f"{key} = {value}"
+                    for key, value in sorted(metrics.items()))
+    logger.info("%s metrics: %s", split, log)
+    path = Path(output_dir) / "all_results.json"
+    merged = json.loads(path.read_text()) if path.is_file() else {}
+    write_atomic(Path(output_dir) / f"{split}_results.json", json.dumps(metrics, indent=4, sort_keys=True))
+    write_atomic(path, json.dumps(merged | metrics, indent=4, sort_keys=True))
 
 
 def base_model_id(name_or_path: str | None) -> str | None:

@@ -2,14 +2,20 @@
 
 For each taxonomy (named as in `shapes.py`: `icd10:2` is the default run's 307 labels, `icd10` the full ICD-10-CM tree
 of 98,493), an untrained HTLA on the packaged encoder is saved once as a checkpoint (speed and memory do not depend
-on the weights' values). 20 Newsgroups test posts, repeated to each size, are classified at up to `--max_seq_length`
-tokens by one process or two (`accelerate launch --use_cpu`), with length sorting on and off. Documents per second are
-the run's `predict_samples_per_second` (the classification, not the start-up); peak RSS is the largest sum over the
-run's processes, sampled every 0.1 s. Results go to `benchmarks/results/predict.json` with the machine's load:
-`idle` is false when the 1-minute load average was above 0.5 at any case's start, and speed should then not be read.
+on the weights' values); a folder given instead of a name (such as `outputs/htla-icd10cm`, the default run's trained
+checkpoint) is used as it is. 20 Newsgroups test posts, repeated to each size, are classified at up to
+`--max_seq_length` tokens by one process or two (`accelerate launch --use_cpu`), with length sorting on and off, by
+the PyTorch checkpoint and, with `--models`, by its ONNX exports (`python -m modeling_htla.onnx`, fp32 or int8).
+Documents per second are the run's `predict_samples_per_second` (the classification, not the start-up); peak RSS is
+the largest sum over the run's processes, sampled every 0.1 s. `--pipeline` adds, per taxonomy and size, the
+`hierarchical-text-classification` pipeline's documents per second on the same texts (one call on the list, same
+batch size and token limit, in a fresh process), the way the Python API classifies a list.
+
+Results go to `benchmarks/results/<--output>.json` with the machine's load: `idle` is false when the 1-minute load
+average was above 0.5 at any case's start, and speed should then not be read.
 
     python benchmarks/bench_predict.py [--sizes 10000 100000] [--shapes icd10:2 icd10] [--processes 1 2]
-        [--sort on off] [--max_seq_length 128] [--batch 64]
+        [--sort on off] [--models pytorch onnx-int8] [--pipeline] [--max_seq_length 128] [--batch 64]
 """
 
 from __future__ import annotations
@@ -44,6 +50,42 @@ def save_checkpoint(spec: str, folder: Path) -> None:
                                    graph_num_heads=4 if wide else None)
     model.save_pretrained(folder)
     AutoTokenizer.from_pretrained(resolve_encoder(None)).save_pretrained(folder)
+
+
+def export(checkpoint: Path, folder: Path, model: str) -> Path:
+    """The checkpoint's ONNX export for `model` (`onnx-fp32` or `onnx-int8`), made once."""
+    from modeling_htla.onnx import export_onnx
+
+    if not folder.is_dir():
+        export_onnx(checkpoint, folder, quantize="int8" if model == "onnx-int8" else None)
+    return folder
+
+
+PIPELINE_RUN = """
+import json, sys, time
+from transformers import pipeline
+model, corpus, batch, max_length = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+texts = [json.loads(line)["text"] for line in open(corpus, encoding="utf-8")]
+pipe = pipeline("hierarchical-text-classification", model=model, trust_remote_code=True, device="cpu")
+start = time.perf_counter()
+answers = pipe(texts, batch_size=batch, max_length=max_length)
+seconds = time.perf_counter() - start
+assert len(answers) == len(texts)
+print(json.dumps({"seconds": seconds, "documents": len(texts)}))
+"""
+
+
+def run_pipeline(checkpoint: Path, corpus: Path, args) -> dict:
+    """The pipeline's documents per second on the corpus, in a fresh process with every core's threads."""
+    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", OMP_NUM_THREADS=str(os.cpu_count() or 1))
+    load1, uptime = load()
+    result = subprocess.run([sys.executable, "-c", PIPELINE_RUN, str(checkpoint), str(corpus), str(args.batch),
+                             str(args.max_seq_length)], cwd=ROOT, env=env, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise SystemExit(f"bench_predict.py: error: the pipeline run failed:\n{result.stderr[-2000:]}")
+    timing = json.loads(result.stdout.strip().splitlines()[-1])
+    return {"docs_per_s": round(timing["documents"] / timing["seconds"], 2), "seconds": round(timing["seconds"], 2),
+            "load_1min": load1, "uptime": uptime}
 
 
 def write_corpus(size: int, path: Path) -> None:
@@ -93,9 +135,12 @@ def run_case(checkpoint: Path, corpus: Path, out: Path, processes: int, sort: bo
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", nargs="+", type=int, default=[10_000, 100_000])
-    parser.add_argument("--shapes", nargs="+", default=["icd10:2", "icd10"])
+    parser.add_argument("--shapes", nargs="+", default=["icd10:2", "icd10"],
+                        help="taxonomies of shapes.py (an untrained model is built) or checkpoint folders")
     parser.add_argument("--processes", nargs="+", type=int, default=[1, 2])
     parser.add_argument("--sort", nargs="+", choices=["on", "off"], default=["on", "off"])
+    parser.add_argument("--models", nargs="+", choices=["pytorch", "onnx-fp32", "onnx-int8"], default=["pytorch"])
+    parser.add_argument("--pipeline", action="store_true", help="also time the hierarchical-text-classification pipeline")
     parser.add_argument("--max_seq_length", type=int, default=128)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--output", default="predict", help="Result name in benchmarks/results/ (default predict).")
@@ -107,16 +152,27 @@ def main() -> None:
         for size in args.sizes:
             write_corpus(size, tmp / f"docs-{size}.jsonl")
         for spec in args.shapes:
-            checkpoint = tmp / f"model-{spec.replace(':', '-')}"
-            save_checkpoint(spec, checkpoint)
-            for size in args.sizes:
-                for processes in args.processes:
-                    for sort in args.sort:
-                        out = tmp / f"out-{len(cases)}"
-                        case = {"shape": spec, "documents": size, "processes": processes, "sort_by_length": sort,
-                                **run_case(checkpoint, tmp / f"docs-{size}.jsonl", out, processes, sort == "on", args)}
-                        print(json.dumps(case), flush=True)
-                        cases.append(case)
+            checkpoint = Path(spec)
+            if not checkpoint.is_dir():
+                checkpoint = tmp / f"model-{spec.replace(':', '-')}"
+                save_checkpoint(spec, checkpoint)
+            for model in args.models:
+                folder = checkpoint if model == "pytorch" else export(checkpoint, tmp / f"{checkpoint.name}-{model}", model)
+                for size in args.sizes:
+                    for processes in args.processes:
+                        for sort in args.sort:
+                            out = tmp / f"out-{len(cases)}"
+                            case = {"shape": spec, "model": model, "documents": size, "processes": processes,
+                                    "sort_by_length": sort,
+                                    **run_case(folder, tmp / f"docs-{size}.jsonl", out, processes, sort == "on", args)}
+                            print(json.dumps(case), flush=True)
+                            cases.append(case)
+            if args.pipeline:
+                for size in args.sizes:
+                    case = {"shape": spec, "model": "pipeline", "documents": size, "processes": 1,
+                            **run_pipeline(checkpoint, tmp / f"docs-{size}.jsonl", args)}
+                    print(json.dumps(case), flush=True)
+                    cases.append(case)
     idle = all(case["load_1min"] <= 0.5 for case in cases)
     path = save_result(args.output, {"idle": idle, "max_seq_length": args.max_seq_length, "batch": args.batch,
                                      "data": "20newsgroups test posts, repeated", "cases": cases})

@@ -167,6 +167,36 @@ def test_two_processes_write_what_one_writes(trained, tmp_path):
     assert (tmp_path / "two" / "predictions.jsonl").read_bytes() == (tmp_path / "one" / "predictions.jsonl").read_bytes()
 
 
+def test_an_onnx_export_classifies_like_its_checkpoint(trained, data_dir, tmp_path, capsys):
+    from modeling_htla.onnx import export_onnx
+
+    checkpoint, _ = trained
+    exported = export_onnx(checkpoint, tmp_path / "onnx")
+    test = data_dir / "test.jsonl"
+    for model, out in ((checkpoint, tmp_path / "torch"), (exported, tmp_path / "ort")):
+        run_in_process(predict_args(model, test, out, "--predict_chunk_size", "3", "--predict_top_k", "2"))
+    torch_lines, ort_lines = ([json.loads(line) for line in (tmp_path / name / "predictions.jsonl").read_text().splitlines()]
+                              for name in ("torch", "ort"))
+    assert [line["labels"] for line in ort_lines] == [line["labels"] for line in torch_lines]
+    for ort, pt in zip(ort_lines, torch_lines):
+        assert [e["label"] for e in ort["top_k"]] == [e["label"] for e in pt["top_k"]]
+        assert np.allclose([e["score"] for e in ort["top_k"]], [e["score"] for e in pt["top_k"]], atol=1e-4)
+    torch_results, ort_results = (json.loads((tmp_path / name / "predict_results.json").read_text())
+                                  for name in ("torch", "ort"))
+    assert ort_results["predict_samples"] == 8
+    assert ort_results["predict_micro_f1"] == pytest.approx(torch_results["predict_micro_f1"])
+    assert json.loads((tmp_path / "ort" / "all_results.json").read_text()) == ort_results
+
+    # An export classifies only: training or evaluating with it, or extending its taxonomy, is a one-line error.
+    for extra in (["--do_train", "--train_file", str(data_dir / "train.jsonl")],
+                  ["--taxonomy_file", str(data_dir / "labels.taxonomy")]):
+        with pytest.raises(SystemExit) as error:
+            run_in_process(predict_args(exported, test, tmp_path / "bad", *extra))
+        assert str(error.value).startswith("run_htc.py: error: ") and "\n" not in str(error.value)
+        assert "ONNX export" in str(error.value)
+    assert not (tmp_path / "bad").exists()
+
+
 WIDE_PROBE = """
 import sys, tracemalloc
 import numpy as np, torch
