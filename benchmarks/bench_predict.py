@@ -15,7 +15,7 @@ Results go to `benchmarks/results/<--output>.json` with the machine's load: `idl
 average was above 0.5 at any case's start, and speed should then not be read.
 
     python benchmarks/bench_predict.py [--sizes 10000 100000] [--shapes icd10:2 icd10] [--processes 1 2]
-        [--sort on off] [--models pytorch onnx-int8] [--pipeline] [--max_seq_length 128] [--batch 64]
+        [--sort on off] [--models pytorch onnx-int8] [--pipeline] [--max_seq_length 128] [--batch 64] [--threads N]
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import subprocess
 import sys
 import tempfile
@@ -76,8 +77,9 @@ print(json.dumps({"seconds": seconds, "documents": len(texts)}))
 
 
 def run_pipeline(checkpoint: Path, corpus: Path, args) -> dict:
-    """The pipeline's documents per second on the corpus, in a fresh process with every core's threads."""
-    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", OMP_NUM_THREADS=str(os.cpu_count() or 1))
+    """The pipeline's documents per second on the corpus, in a fresh process (`--threads`, default every core)."""
+    threads = args.threads or os.cpu_count() or 1
+    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", OMP_NUM_THREADS=str(threads))
     load1, uptime = load()
     result = subprocess.run([sys.executable, "-c", PIPELINE_RUN, str(checkpoint), str(corpus), str(args.batch),
                              str(args.max_seq_length)], cwd=ROOT, env=env, capture_output=True, text=True)
@@ -85,12 +87,14 @@ def run_pipeline(checkpoint: Path, corpus: Path, args) -> dict:
         raise SystemExit(f"bench_predict.py: error: the pipeline run failed:\n{result.stderr[-2000:]}")
     timing = json.loads(result.stdout.strip().splitlines()[-1])
     return {"docs_per_s": round(timing["documents"] / timing["seconds"], 2), "seconds": round(timing["seconds"], 2),
-            "load_1min": load1, "uptime": uptime}
+            "threads_per_process": threads, "load_1min": load1, "uptime": uptime}
 
 
 def write_corpus(size: int, path: Path) -> None:
-    """`size` 20 Newsgroups test posts (repeated when fewer), with unique ids."""
+    """`size` 20 Newsgroups test posts in an order shuffled with seed 0 (the file is sorted by newsgroup), repeated
+    when fewer, with unique ids."""
     texts = [json.loads(line)["text"] for line in DATA.read_text(encoding="utf-8").splitlines()]
+    random.Random(0).shuffle(texts)
     with open(path, "w", encoding="utf-8") as out:
         for i in range(size):
             out.write(json.dumps({"id": i, "text": texts[i % len(texts)]}) + "\n")
@@ -106,7 +110,7 @@ def run_case(checkpoint: Path, corpus: Path, out: Path, processes: int, sort: bo
     flags = ["--model_name_or_path", str(checkpoint), "--test_file", str(corpus), "--do_predict", "--output_dir",
              str(out), "--max_seq_length", str(args.max_seq_length), "--per_device_eval_batch_size", str(args.batch),
              "--predict_sort_by_length", str(sort).lower(), "--report_to", "none", "--use_cpu"]
-    threads = max(1, (os.cpu_count() or 1) // processes)
+    threads = args.threads or max(1, (os.cpu_count() or 1) // processes)
     launcher = [sys.executable] if processes == 1 else [
         sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(processes),
         "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
@@ -143,6 +147,8 @@ def main() -> None:
     parser.add_argument("--pipeline", action="store_true", help="also time the hierarchical-text-classification pipeline")
     parser.add_argument("--max_seq_length", type=int, default=128)
     parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--threads", type=int, default=0,
+                        help="threads per process (default 0: the cores shared among the processes)")
     parser.add_argument("--output", default="predict", help="Result name in benchmarks/results/ (default predict).")
     args = parser.parse_args()
 

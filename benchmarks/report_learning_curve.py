@@ -28,6 +28,7 @@ ROW_NAMES = {
     "tla": "graph + TLA λ 1 (`--use_tla true`)",
     "tla_small": "graph + TLA λ 0.1",
     "scale50": "graph, cosine scale 50 (`--tla_temperature 0.02`)",
+    "scale1": "graph, cosine scale 1 (`--tla_temperature 1`)",
     "dot": "graph, cosine only (`--fusion dot`)",
     "flat_no_early_stop": "flat, no early stopping (diagnostic: `--early_stopping_patience 0`)",
     "default_no_early_stop": "default, no early stopping (`--early_stopping_patience 0`)",
@@ -36,12 +37,12 @@ ROW_NAMES = {
     "setfit_argmax": "SetFit 1.2 (capped), its predicted leaf + ancestors (no threshold: same in both columns)",
 }
 PLOT_NAMES = {"flat": "flat", "default": "default (README command)", "tla": "graph + TLA", "tla_small": "graph + TLA 0.1",
-              "scale50": "graph, cosine scale 50", "dot": "graph, cosine only",
+              "scale50": "graph, cosine scale 50", "scale1": "graph, cosine scale 1", "dot": "graph, cosine only",
               "flat_no_early_stop": "flat, no early stopping", "default_no_early_stop": "default, no early stopping",
               "zero_shot": "zero-shot from names", "setfit": "SetFit, summed leaf probabilities",
               "setfit_argmax": "SetFit, predicted leaf"}
 FULL_DATA = {"flat": "flat", "default": "recommended"}  # row: run_quality.py variant of the full-data point
-CANDIDATE_ROWS = ("default", "tla", "tla_small", "scale50", "dot", "default_no_early_stop")
+CANDIDATE_ROWS = ("default", "tla", "tla_small", "scale50", "scale1", "dot", "default_no_early_stop")
 
 
 def load(results_dir: Path) -> dict:

@@ -23,6 +23,8 @@ Rows.
 - `flat`: the same plus `--no_use_graph_encoder`.
 - label-aware candidates (`CANDIDATES`), the same command plus their flags: `tla` (TLA, λ 1), `tla_small` (TLA, λ
   0.1), `scale50` (the graph's cosine started at scale 50 instead of 1/0.07 = 14.3: `--tla_temperature 0.02`),
+  `scale1` (started at scale 1, `--tla_temperature 1`: the hybrid head starts near the flat classifier, its cosine
+  term, noise before training, growing only as the data asks),
   `dot` (the cosine alone, `--fusion dot`). The best is chosen on validation Macro-F1.
 - `flat_no_early_stop`: a diagnostic, flat with `--early_stopping_patience 0` (trains to the epoch cap; the best
   epoch is still kept), to tell how much of flat's score at small k is the recipe's early stopping; and
@@ -73,6 +75,7 @@ CANDIDATES = {
     "tla": ["--use_tla", "true"],
     "tla_small": ["--use_tla", "true", "--tla_weight", "0.1"],
     "scale50": ["--tla_temperature", "0.02"],
+    "scale1": ["--tla_temperature", "1"],
     "dot": ["--fusion", "dot"],
 }
 RUN_HTC_ROWS = {"default": [], "flat": ["--no_use_graph_encoder"], **CANDIDATES,
