@@ -39,7 +39,10 @@ DATA = ROOT.parent / "shared" / "data" / "20newsgroups" / "test.jsonl"
 
 
 def save_checkpoint(spec: str, folder: Path) -> None:
-    """An untrained HTLA over the taxonomy `spec`, with the packaged encoder's tokenizer (narrow graph when wide)."""
+    """An untrained HTLA over the taxonomy `spec`, with the packaged encoder's tokenizer (narrow graph when wide). Its
+    biases are set to a rare label's prior (`init_bias_from_priors`) so that, as a trained model, it decides a few
+    labels per document: with zero biases about half of the labels pass 0.5, and the run would measure writing
+    records of tens of thousands of labels rather than classifying."""
     from transformers import AutoTokenizer
 
     from modeling_htla import HTLAModel, resolve_encoder
@@ -49,6 +52,7 @@ def save_checkpoint(spec: str, folder: Path) -> None:
     wide = len(taxonomy) > 4096
     model = HTLAModel.from_encoder(resolve_encoder(None), taxonomy=taxonomy, graph_hidden_size=64 if wide else None,
                                    graph_num_heads=4 if wide else None)
+    model.init_bias_from_priors([1 / len(taxonomy)] * len(taxonomy))
     model.save_pretrained(folder)
     AutoTokenizer.from_pretrained(resolve_encoder(None)).save_pretrained(folder)
 
@@ -117,19 +121,21 @@ def run_case(checkpoint: Path, corpus: Path, out: Path, processes: int, sort: bo
     env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", OMP_NUM_THREADS=str(threads),
                PYTHONPATH=str(ROOT))
     load1, uptime = load()
-    process = subprocess.Popen(launcher + [str(ROOT / "run_htc.py"), *flags], cwd=ROOT, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    parent, peak = psutil.Process(process.pid), 0
-    while process.poll() is None:
-        try:
-            tree = [parent, *parent.children(recursive=True)]
-            peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
-        except psutil.Error:
-            pass
-        time.sleep(0.1)
-    stderr = process.stderr.read()
+    out.mkdir(parents=True, exist_ok=True)
+    log = out.parent / f"{out.name}.log"  # a file, not a pipe: a pipe read only at the end fills and blocks the run
+    with open(log, "w", encoding="utf-8") as stderr:
+        process = subprocess.Popen(launcher + [str(ROOT / "run_htc.py"), *flags], cwd=ROOT, env=env,
+                                   stdout=subprocess.DEVNULL, stderr=stderr)
+        parent, peak = psutil.Process(process.pid), 0
+        while process.poll() is None:
+            try:
+                tree = [parent, *parent.children(recursive=True)]
+                peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
+            except psutil.Error:
+                pass
+            time.sleep(0.1)
     if process.returncode != 0:
-        raise SystemExit(f"bench_predict.py: error: the run failed:\n{stderr[-2000:]}")
+        raise SystemExit(f"bench_predict.py: error: the run failed:\n{log.read_text(encoding='utf-8')[-2000:]}")
     results = json.loads((out / "predict_results.json").read_text())
     return {"docs_per_s": round(results["predict_samples_per_second"], 2), "peak_rss_mb": round(peak / 2**20, 1),
             "predict_runtime_s": results["predict_runtime"], "threads_per_process": threads,
