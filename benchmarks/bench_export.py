@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, EvalPrediction
 
-from common import save_result
+from common import machine_load, save_result
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -43,20 +43,7 @@ from modeling_htla.onnx_model import HTLAOnnxModel, saved_session_options  # noq
 
 TARGETS = {"onnx_int8_over_pytorch_fp32": ">= 2.0 at batch 1 and 32, on an idle machine",
            "htla_onnx_over_plain_onnx": ">= 0.95 (fp32 and int8)", "int8_minus_fp32_f1": "within 0.5 points, Micro and Macro"}
-# Above this 1-minute load average the machine is busy and the figures are not a result (issue 31).
-IDLE_LOAD = 0.5
 NEWSGROUPS_TEST = ROOT.parent / "shared" / "data" / "20newsgroups" / "test.jsonl"
-
-
-def machine_load() -> dict:
-    """The load average before the benchmark runs, and `idle`: whether the 1-minute load is at most `IDLE_LOAD`.
-    A busy machine gets a warning that the figures will not be a result."""
-    one, five, fifteen = os.getloadavg()
-    idle = one <= IDLE_LOAD
-    if not idle:
-        print(f"WARNING: the 1-minute load average is {one:.2f} (over {IDLE_LOAD}): the machine is busy, so these "
-              "figures are not a result (saved with idle: false); measure again on an idle machine", file=sys.stderr)
-    return {"load_average": {"1min": one, "5min": five, "15min": fifteen}, "idle": idle}
 
 
 class PlainLogits(torch.nn.Module):

@@ -11,8 +11,10 @@ the largest sum over the run's processes, sampled every 0.1 s. `--pipeline` adds
 `hierarchical-text-classification` pipeline's documents per second on the same texts (one call on the list, same
 batch size and token limit, in a fresh process), the way the Python API classifies a list.
 
-Results go to `benchmarks/results/<--output>.json` with the machine's load: `idle` is false when the 1-minute load
-average was above 0.5 at any case's start, and speed should then not be read.
+Results go to `benchmarks/results/<--output>.json` with the machine's load read before anything runs
+(`common.machine_load`): `idle` is false when the 1-minute load average was above 0.5, a warning then says the
+figures are not a result. Each case also records the load at its start, which includes the benchmark's own earlier
+cases.
 
     python benchmarks/bench_predict.py [--sizes 10000 100000] [--shapes icd10:2 icd10] [--processes 1 2]
         [--sort on off] [--models pytorch onnx-int8] [--pipeline] [--max_seq_length 128] [--batch 64] [--threads N]
@@ -32,7 +34,7 @@ from pathlib import Path
 
 import psutil
 
-from common import save_result
+from common import machine_load, save_result
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "20newsgroups" / "test.jsonl"
@@ -157,6 +159,7 @@ def main() -> None:
                         help="threads per process (default 0: the cores shared among the processes)")
     parser.add_argument("--output", default="predict", help="Result name in benchmarks/results/ (default predict).")
     args = parser.parse_args()
+    machine = machine_load()
 
     cases = []
     with tempfile.TemporaryDirectory(prefix="bench-predict-") as tmp:
@@ -185,10 +188,10 @@ def main() -> None:
                             **run_pipeline(checkpoint, tmp / f"docs-{size}.jsonl", args)}
                     print(json.dumps(case), flush=True)
                     cases.append(case)
-    idle = all(case["load_1min"] <= 0.5 for case in cases)
-    path = save_result(args.output, {"idle": idle, "max_seq_length": args.max_seq_length, "batch": args.batch,
+    idle = machine["idle"]
+    path = save_result(args.output, {**machine, "max_seq_length": args.max_seq_length, "batch": args.batch,
                                      "data": "20newsgroups test posts, repeated", "cases": cases})
-    print(f"idle: {str(idle).lower()}; saved {path}")
+    print(f"idle: {str(idle).lower()} (1-minute load {machine['load_average']['1min']:.2f} before the run); saved {path}")
 
 
 if __name__ == "__main__":

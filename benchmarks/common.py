@@ -54,3 +54,18 @@ def write_jsonl(path: Path, rows) -> str:
     """Rows as a JSON Lines file, as a user would hand them to run_htc.py; returns the path."""
     path.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
     return str(path)
+
+
+# Above this 1-minute load average the machine is busy and the figures are not a result (issue 31).
+IDLE_LOAD = 0.5
+
+
+def machine_load() -> dict:
+    """The load average before the benchmark runs, and `idle`: whether the 1-minute load is at most `IDLE_LOAD`.
+    A busy machine gets a warning that the figures will not be a result."""
+    one, five, fifteen = os.getloadavg()
+    idle = one <= IDLE_LOAD
+    if not idle:
+        print(f"WARNING: the 1-minute load average is {one:.2f} (over {IDLE_LOAD}): the machine is busy, so these "
+              "figures are not a result (saved with idle: false); measure again on an idle machine", file=sys.stderr)
+    return {"load_average": {"1min": one, "5min": five, "15min": fifteen}, "idle": idle}
