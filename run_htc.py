@@ -468,7 +468,8 @@ def build_model(model_args, taxonomy: Taxonomy, kind: str | None) -> tuple[HTLAM
                 from modeling_htla.onnx_model import HTLAOnnxModel
             except ImportError as err:
                 raise OSError(f"{path}: an ONNX export needs onnxruntime ({err}); pip install onnxruntime") from None
-            model = HTLAOnnxModel.from_pretrained(path, cache_dir=model_args.cache_dir)
+            model = HTLAOnnxModel.from_pretrained(path, cache_dir=model_args.cache_dir,
+                                                  session_options=shared_session_options(path))
         else:
             model = HTLAModel.from_pretrained(path, cache_dir=model_args.cache_dir)
         tokenizer = AutoTokenizer.from_pretrained(model_args.model_name_or_path, cache_dir=model_args.cache_dir)
@@ -498,6 +499,26 @@ def build_model(model_args, taxonomy: Taxonomy, kind: str | None) -> tuple[HTLAM
         classifier_dropout=model_args.classifier_dropout,
     )
     return model, AutoTokenizer.from_pretrained(encoder)
+
+
+def shared_session_options(path: str):
+    """The export's saved session options, with the cores shared among this machine's processes when several run
+    (`accelerate launch`) and the export leaves the thread count to ONNX Runtime, which would give every process a
+    thread per core; `None` (the saved options as they are) for one process."""
+    from modeling_htla.onnx_model import EXPORT_KEY, saved_session_options
+
+    local = int(os.environ.get("LOCAL_WORLD_SIZE", PartialState().num_processes))
+    if local == 1:
+        return None
+    config, _ = PretrainedConfig.get_config_dict(path)
+    options = saved_session_options(config.get(EXPORT_KEY, {}).get("session_options"))
+    if options is None:
+        import onnxruntime
+
+        options = onnxruntime.SessionOptions()
+    if not options.intra_op_num_threads:
+        options.intra_op_num_threads = max(1, (os.cpu_count() or 1) // local)
+    return options
 
 
 def make_compute_metrics(taxonomy: Taxonomy, label_frequencies: list[int], threshold: float):

@@ -187,6 +187,19 @@ def test_an_onnx_export_classifies_like_its_checkpoint(trained, data_dir, tmp_pa
     assert ort_results["predict_micro_f1"] == pytest.approx(torch_results["predict_micro_f1"])
     assert json.loads((tmp_path / "ort" / "all_results.json").read_text()) == ort_results
 
+    # Several processes on one machine share its cores instead of each taking a thread per core.
+    sys.path.insert(0, str(ROOT))
+    import run_htc
+
+    sys.path.remove(str(ROOT))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("LOCAL_WORLD_SIZE", "1")
+        assert run_htc.shared_session_options(str(exported)) is None
+        patch.setenv("LOCAL_WORLD_SIZE", "2")
+        options = run_htc.shared_session_options(str(exported))
+        assert options.intra_op_num_threads == max(1, (os.cpu_count() or 1) // 2)
+        assert options.inter_op_num_threads == 1  # the rest of the saved options kept
+
     # An export classifies only: training or evaluating with it, or extending its taxonomy, is a one-line error.
     for extra in (["--do_train", "--train_file", str(data_dir / "train.jsonl")],
                   ["--taxonomy_file", str(data_dir / "labels.taxonomy")]):
