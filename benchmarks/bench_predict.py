@@ -7,7 +7,8 @@ checkpoint) is used as it is. 20 Newsgroups test posts, repeated to each size, a
 `--max_seq_length` tokens by one process or two (`accelerate launch --use_cpu`), with length sorting on and off, by
 the PyTorch checkpoint and, with `--models`, by its ONNX exports (`python -m modeling_htla.onnx`, fp32 or int8).
 Documents per second are the run's `predict_samples_per_second` (the classification, not the start-up); peak RSS is
-the largest sum over the run's processes, sampled every 0.1 s. `--pipeline` adds, per taxonomy and size, the
+the largest sum over the run's processes, sampled every 0.1 s, beside its anonymous part (RSS less file-backed
+pages: the memory-mapped Arrow files of the input are page cache the kernel can take back, and grow with the file). `--pipeline` adds, per taxonomy and size, the
 `hierarchical-text-classification` pipeline's documents per second on the same texts (one call on the list, same
 batch size and token limit, in a fresh process), the way the Python API classifies a list.
 
@@ -128,11 +129,12 @@ def run_case(checkpoint: Path, corpus: Path, out: Path, processes: int, sort: bo
     with open(log, "w", encoding="utf-8") as stderr:
         process = subprocess.Popen(launcher + [str(ROOT / "run_htc.py"), *flags], cwd=ROOT, env=env,
                                    stdout=subprocess.DEVNULL, stderr=stderr)
-        parent, peak = psutil.Process(process.pid), 0
+        parent, peak, peak_anon = psutil.Process(process.pid), 0, 0
         while process.poll() is None:
             try:
-                tree = [parent, *parent.children(recursive=True)]
-                peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
+                tree = [p.memory_info() for p in [parent, *parent.children(recursive=True)] if p.is_running()]
+                peak = max(peak, sum(info.rss for info in tree))
+                peak_anon = max(peak_anon, sum(info.rss - info.shared for info in tree))
             except psutil.Error:
                 pass
             time.sleep(0.1)
@@ -140,6 +142,7 @@ def run_case(checkpoint: Path, corpus: Path, out: Path, processes: int, sort: bo
         raise SystemExit(f"bench_predict.py: error: the run failed:\n{log.read_text(encoding='utf-8')[-2000:]}")
     results = json.loads((out / "predict_results.json").read_text())
     return {"docs_per_s": round(results["predict_samples_per_second"], 2), "peak_rss_mb": round(peak / 2**20, 1),
+            "peak_anonymous_mb": round(peak_anon / 2**20, 1),
             "predict_runtime_s": results["predict_runtime"], "threads_per_process": threads,
             "load_1min": load1, "uptime": uptime}
 

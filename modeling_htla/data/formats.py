@@ -2,11 +2,18 @@
 
 A JSON or JSON Lines file holds one object per row; CSV has a header line. When a builder fails, `why_unreadable`
 reads the file again with the standard library and names the line or row at fault, with one small helper per format.
+
+Files are read afresh on every call (never from a stale cache) into Arrow files in a temporary folder of this process,
+removed when it exits, and memory-mapped from there: a file of any size costs disk, not memory, so classifying a
+corpus keeps its memory bounded.
 """
 
 from __future__ import annotations
 
+import atexit
+import functools
 import json
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -18,8 +25,17 @@ _BUILDERS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parq
 _BUILDER_KWARGS = {"json": {}, "csv": {"keep_default_na": False, "na_values": [""]}, "parquet": {}}
 
 
+@functools.cache
+def process_cache() -> str:
+    """This process's temporary folder for the Arrow files of what it reads, removed at exit."""
+    folder = tempfile.mkdtemp(prefix="htla-data-")
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
+
+
 def read_file(path: str | Path) -> Dataset:
-    """Read one local file with the `datasets` json/csv/parquet builder (in memory, never from a stale cache)."""
+    """Read one local file with the `datasets` json/csv/parquet builder into a fresh cache (`process_cache`),
+    memory-mapped."""
     file = Path(path)
     if not file.exists():
         raise ValueError(f"{path}: file not found")
@@ -33,18 +49,17 @@ def read_file(path: str | Path) -> Dataset:
             pass
     except OSError as err:
         raise ValueError(f"{path}: cannot read file ({err.strerror})") from None
-    with tempfile.TemporaryDirectory(prefix="htla-data-") as cache:
-        try:
-            ds = datasets.load_dataset(
-                builder,
-                data_files={"train": str(file)},
-                split="train",
-                cache_dir=cache,
-                keep_in_memory=True,
-                **_BUILDER_KWARGS[builder],
-            )
-        except Exception as err:  # noqa: BLE001 - every reader failure becomes one clear line
-            raise ValueError(f"{path}: {why_unreadable(file, builder, err)}") from None
+    cache = tempfile.mkdtemp(dir=process_cache())  # one per read: the same file read twice is read twice
+    try:
+        ds = datasets.load_dataset(
+            builder,
+            data_files={"train": str(file)},
+            split="train",
+            cache_dir=cache,
+            **_BUILDER_KWARGS[builder],
+        )
+    except Exception as err:  # noqa: BLE001 - every reader failure becomes one clear line
+        raise ValueError(f"{path}: {why_unreadable(file, builder, err)}") from None
     if len(ds) == 0:
         raise ValueError(f"{path}: empty split (0 rows)")
     return ds

@@ -83,7 +83,7 @@ def encode_labels(
         with_indices=True,
         input_columns=["labels"],
         features=features,
-        keep_in_memory=True,
+        load_from_cache_file=False,  # computed afresh, as the files are read afresh
         new_fingerprint=fingerprint("encode", dataset._fingerprint, taxonomy_key, add_ancestors, source),
         desc=f"Encoding {source} labels",
     )

@@ -170,7 +170,7 @@ def normalise(
         with_indices=True,
         remove_columns=ds.column_names,
         features=features,
-        keep_in_memory=True,
+        load_from_cache_file=False,  # computed afresh, as the files are read afresh
         new_fingerprint=key,
         desc="Reading texts and labels",
     )

@@ -38,7 +38,7 @@ def load_raw_datasets(
     Only the splits that are given (files) or present (Hub: ``train``, ``validation``/``valid``/``dev``,
     ``test``) are returned. `text_column`/`label_column` default to auto-detection; `label_column` may also
     name several per-level columns separated by commas (``"level1,level2"``). Local files are always re-read
-    (a fresh temporary cache per call, data kept in memory); `cache_dir` is used for Hub downloads.
+    (a fresh temporary cache per call, memory-mapped: `formats.read_file`); `cache_dir` is used for Hub downloads.
     An empty or whitespace-only text is an error in train and validation unless `skip_empty_texts`, which drops
     such rows with a warning; in the test split it is kept, since a document to predict may well be empty. The test
     split may also have no label column (documents to classify): it then has no ``labels``.
