@@ -66,7 +66,7 @@ class HTLAConfig(PretrainedConfig):
             label feature only shifts each label's bias, so the model is a flat linear classifier and the label
             graph shapes predictions only through what TLA does to the text encoder in training. `"dot"` makes the
             label features the classifier: `logit_ij = s·cos(h_i, f_j) + b_j` with a learned scale `s` (started at
-            `1 / tla_temperature`, the scale TLA gives the same cosines), so the graph acts at inference too.
+            `cosine_scale_init`), so the graph acts at inference too.
             `"hybrid"` adds a free per-label weight to `"dot"`: `logit_ij = w_j·h_i + s·cos(h_i, f_j) + b_j`, the flat
             classifier plus the graph's cosine, so labels whose graph features are alike can still be told apart.
         use_graph_encoder (`bool`, *optional*, defaults to `True`):
@@ -119,6 +119,12 @@ class HTLAConfig(PretrainedConfig):
             λ, the weight of TLA in `BCE + λ·TLA`.
         tla_temperature (`float`, *optional*, defaults to 0.07):
             τ, the temperature of the contrastive TLA loss; must be > 0.
+        cosine_scale_init (`float`, *optional*):
+            The start of the learned cosine scale `s` of the `"dot"` and `"hybrid"` heads; `None` starts it at
+            `1 / tla_temperature`, the scale at which TLA compares the same cosines. `run_htc.py` starts it at 1 on
+            small training sets (`SMALL_DATA_DOCS_PER_LEAF` documents per leaf or fewer): the hybrid head then starts
+            near the flat classifier and its cosine term grows only as the data asks (docs/training.md). A trained
+            checkpoint keeps its learned scale; this only sets where training starts.
         tla_projection_dim (`int`, *optional*):
             When set, TLA compares texts and labels through a shared two-layer projection head (Linear-ReLU-Linear,
             `hidden → hidden → tla_projection_dim`, as in SimCLR and behind a flag in the HTLA authors' code) instead
@@ -171,6 +177,7 @@ class HTLAConfig(PretrainedConfig):
         use_tla: bool | None = None,
         tla_weight: float = 1.0,
         tla_temperature: float = 0.07,
+        cosine_scale_init: float | None = None,
         tla_projection_dim: int | None = None,
         negative_mining: str = "hard",
         num_negatives: int | None = None,
@@ -206,6 +213,8 @@ class HTLAConfig(PretrainedConfig):
             raise ValueError(f"negative_mining must be one of {NEGATIVE_MINING}, got {negative_mining!r}")
         if tla_temperature is None or tla_temperature <= 0:
             raise ValueError(f"tla_temperature must be > 0, got {tla_temperature}")
+        if cosine_scale_init is not None and cosine_scale_init <= 0:
+            raise ValueError(f"cosine_scale_init must be > 0, got {cosine_scale_init}")
         if edge_dim is None or edge_dim <= 0:
             raise ValueError(f"edge_dim must be > 0, got {edge_dim}")
         if graph_attention not in GRAPH_ATTENTION:
@@ -278,6 +287,7 @@ class HTLAConfig(PretrainedConfig):
         self.use_tla = use_tla
         self.tla_weight = tla_weight
         self.tla_temperature = tla_temperature
+        self.cosine_scale_init = cosine_scale_init
         self.tla_projection_dim = tla_projection_dim
         self.negative_mining = negative_mining
         self.num_negatives = num_negatives
@@ -322,6 +332,10 @@ class HTLAConfig(PretrainedConfig):
         diff = super().to_diff_dict()
         diff.update({key: getattr(self, key) for key in MODEL_DEFINING})
         return diff
+
+    def initial_cosine_scale(self) -> float:
+        """Where the cosine head's learned scale starts: `cosine_scale_init`, else `1 / tla_temperature`."""
+        return self.cosine_scale_init if self.cosine_scale_init is not None else 1 / self.tla_temperature
 
     def label_thresholds(self) -> list[float]:
         """The decision threshold of every label (`[L]`, in label order): its level's learned threshold (a level

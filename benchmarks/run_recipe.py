@@ -9,6 +9,8 @@ Rows:
 - `readme`: the README's "Train on your data" command exactly (files, `--output_dir`, `--do_*`, `--seed`), so it
   trains the recipe (`run_htc.RECIPE`: early stopping on validation Macro-F1, the epoch cap by data size);
 - `readme_flat`: the same plus `--no_use_graph_encoder`;
+- `readme_scale1`: the same plus `--cosine_scale_init 1`, the small-data rule's setting forced (to measure where the
+  rule's boundary should lie);
 - `tuned`: the tuned config of the data set with the same files: examples/20newsgroups_recommended.yaml (one epoch),
   or for ICD-10-CM the embedded run's settings (`run_htc.DEFAULT_RUN`, one epoch at 64 tokens, batch 32).
 
@@ -85,6 +87,8 @@ def command(row: str, dataset: str, files: dict[str, str], output_dir: str, seed
         return readme
     if row == "readme_flat":
         return [*readme, "--no_use_graph_encoder"]
+    if row == "readme_scale1":
+        return [*readme, "--cosine_scale_init", "1"]
     if dataset == "20newsgroups":  # the tuned config, its data files swapped for these
         return [str(ROOT / "examples" / "20newsgroups_recommended.yaml"), *readme]
     import run_htc  # the embedded run's settings on the written files
@@ -97,7 +101,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--dataset", choices=["20newsgroups", "icd10cm"], default="20newsgroups")
     parser.add_argument("--train_size", type=int, default=None, help="20 Newsgroups: training posts (default all)")
-    parser.add_argument("--row", choices=["readme", "readme_flat", "tuned"], required=True)
+    parser.add_argument("--row", choices=["readme", "readme_flat", "readme_scale1", "tuned"], required=True)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--work_dir", default="/tmp/htla-recipe")
     args = parser.parse_args()

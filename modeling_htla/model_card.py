@@ -23,7 +23,8 @@ CITATION = """@inproceedings{kumar2024htla,
 }"""
 
 HYPER_PARAMETERS = ("pooling", "use_graph_encoder", "fusion", "graph_num_layers", "graph_hidden_size",
-                    "graph_num_heads", "edge_dim", "use_tla", "tla_weight", "tla_temperature", "negative_mining", "num_negatives")
+                    "graph_num_heads", "edge_dim", "use_tla", "tla_weight", "tla_temperature", "cosine_scale_init",
+                    "negative_mining", "num_negatives")
 TRAINING_ARGUMENTS = ("learning_rate", "head_learning_rate", "per_device_train_batch_size", "num_train_epochs",
                       "max_steps", "warmup_steps", "weight_decay", "seed")
 WIDGET_TOP_K = 5  # label scores stored per widget example

@@ -71,12 +71,12 @@ class HTLAPreTrainedModel(PreTrainedModel):
     def _init_weights(self, module):
         """Initialize the layers HTLA adds. The `PreTrainedModel` default draws the linear layers and the edge and
         label embeddings of the graph encoder, the classifier and the TLA projection from N(0, `initializer_range`)
-        with zero biases, and sets LayerNorms to identity; the cosine head starts at scale 1/τ with zero biases. The
+        with zero biases, and sets LayerNorms to identity; the cosine head starts at scale `initial_cosine_scale()` (1/τ unless `cosine_scale_init` is set) with zero biases. The
         text encoder is initialized by its own `_init_weights` (transformers hands each sub-model to its own), and
         `from_encoder` then loads its pretrained weights."""
         super()._init_weights(module)
         if isinstance(module, CosineLabelHead):
-            init.constant_(module.logit_scale, math.log(1 / self.config.tla_temperature))
+            init.constant_(module.logit_scale, math.log(self.config.initial_cosine_scale()))
             init.zeros_(module.bias)
             if hasattr(module, "weight"):
                 init.normal_(module.weight, std=self.config.initializer_range)
@@ -157,12 +157,12 @@ class CosineLabelHead(nn.Module):
     `fusion="hybrid"` adds a free per-label weight `w_j` (`[L, H]`, as the flat classifier's):
     `logit_ij = w_j·h_i + s·cos(h_i, f_j) + b_j`, so the flat classifier is the special case `s = 0`.
 
-    The scale `s = exp(logit_scale)` is learned, started at `1 / tla_temperature`; `bias` is `b` (`[L]`).
+    The scale `s = exp(logit_scale)` is learned, started at `config.initial_cosine_scale()`; `bias` is `b` (`[L]`).
     """
 
     def __init__(self, config: HTLAConfig):
         super().__init__()
-        self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / config.tla_temperature)))
+        self.logit_scale = nn.Parameter(torch.tensor(math.log(config.initial_cosine_scale())))
         self.bias = nn.Parameter(torch.zeros(config.num_labels))
         if config.fusion == "hybrid":
             self.weight = nn.Parameter(torch.empty(config.num_labels, config.hidden_size))

@@ -24,6 +24,7 @@ def test_config_round_trip(small_taxonomy):
     [
         ({"tla_temperature": 0.0}, "tla_temperature must be > 0"),
         ({"tla_temperature": -1}, "tla_temperature must be > 0"),
+        ({"cosine_scale_init": 0.0}, "cosine_scale_init must be > 0"),
         ({"edge_dim": 0}, "edge_dim must be > 0"),
         ({"graph_num_heads": 5}, "not divisible by graph_num_heads 5"),
         ({"negative_mining": "easy"}, "negative_mining must be one of"),

@@ -53,6 +53,8 @@ def test_cosine_heads_score_the_scaled_cosine_and_train_the_graph(small_taxonomy
     model = make_model(small_taxonomy, fusion=fusion, tla_temperature=0.1, initializer_range=0.5).eval()
     head = model.classifier
     assert torch.isclose(head.logit_scale.exp(), torch.tensor(10.0))
+    started = make_model(small_taxonomy, fusion=fusion, tla_temperature=0.1, cosine_scale_init=1.0).classifier
+    assert torch.isclose(started.logit_scale.exp(), torch.tensor(1.0))  # the small-data start, apart from TLA's τ
     if fusion == "dot":
         assert not hasattr(head, "weight")  # the label features are the classifier
     else:

@@ -105,6 +105,8 @@ def test_a_short_run_of_the_readme_command_trains_the_recipe(encoder_dir, data_d
     config = read_json(out / "config.json")
     assert (config["fusion"], config["pooling"], config["use_tla"]) == ("hybrid", "mean", False)
     assert config["decision_thresholds"] is not None
+    # 32 documents over 4 leaves: 8 per leaf, at the small-data rule's boundary, so the cosine scale started at 1
+    assert run_htc.SMALL_DATA_EXAMPLES_PER_LEAF == 8 and config["cosine_scale_init"] == run_htc.SMALL_DATA_COSINE_SCALE
 
 
 def test_early_stopping_stops_before_the_cap_and_keeps_the_best_epoch(encoder_dir, data_dir, tmp_path, caplog):
@@ -123,6 +125,25 @@ def test_early_stopping_stops_before_the_cap_and_keeps_the_best_epoch(encoder_di
                for r in caplog.records)
     card = (out / "README.md").read_text()
     assert "Training stopped after 3 epochs: early stopping" in card and "that of epoch 1, the best" in card
+
+
+@pytest.mark.parametrize("flags, expected", [
+    ([], "rule"), (["--cosine_scale_init", "5"], 5.0), (["--no_use_graph_encoder"], None), (["--fusion", "add"], None),
+])
+def test_the_small_data_rule_applies_up_to_its_boundary_and_yields_to_flags(small_taxonomy, data_dir, tmp_path, flags,
+                                                                            expected):
+    run_htc = import_script()
+    boundary = run_htc.SMALL_DATA_EXAMPLES_PER_LEAF
+    leaves = [j for j in range(len(small_taxonomy)) if j not in small_taxonomy.parent_ids]
+    for per_leaf, applies in ((boundary, True), (boundary + 1, False)):
+        model_args, _, _ = run_htc.parse_args([*user_data(data_dir, tmp_path / "out"), *flags])
+        paths = [small_taxonomy.ancestors(leaf) + [leaf] for leaf in leaves for _ in range(per_leaf)]
+        reported = run_htc.apply_small_data_rule(model_args, paths, small_taxonomy)
+        if expected == "rule":
+            assert reported == (per_leaf if applies else None)
+            assert model_args.cosine_scale_init == (run_htc.SMALL_DATA_COSINE_SCALE if applies else None)
+        else:
+            assert reported is None and model_args.cosine_scale_init == expected
 
 
 def test_the_python_api_builds_the_default_head_and_old_checkpoints_keep_theirs(encoder_dir, small_taxonomy, tmp_path):

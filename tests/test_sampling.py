@@ -5,7 +5,7 @@ from collections import Counter
 import pytest
 from datasets import Dataset
 
-from modeling_htla.data import sample_per_leaf
+from modeling_htla.data import examples_per_leaf, sample_per_leaf
 from modeling_htla.data.sampling import per_leaf_indices
 
 
@@ -52,3 +52,20 @@ def test_smaller_k_is_contained_in_larger_k_under_one_seed():
 def test_k_must_be_a_positive_integer(k):
     with pytest.raises(ValueError, match="positive integer"):
         per_leaf_indices(["a", "b"], k, seed=0)
+
+
+@pytest.mark.parametrize("k", [1, 2, 8, 32])
+def test_examples_per_leaf_is_k_on_a_set_of_k_per_leaf(small_taxonomy, k):
+    leaves = [j for j in range(len(small_taxonomy)) if j not in small_taxonomy.parent_ids]
+    paths = [small_taxonomy.ancestors(leaf) + [leaf] for leaf in leaves for _ in range(k)]
+    assert examples_per_leaf(paths, small_taxonomy.parent_ids) == k
+
+
+def test_examples_per_leaf_counts_the_deepest_labels_by_their_median(small_taxonomy):
+    parents = small_taxonomy.parent_ids
+    leaf, other = [j for j in range(len(small_taxonomy)) if j not in parents][:2]
+    inner = parents[leaf]
+    # 5 examples of `leaf` (one also on the path of `other`), 1 of `other`, 2 ending at `inner`
+    paths = [[inner, leaf]] * 4 + [[inner, leaf, parents[other], other]] + [[inner]] * 2
+    assert examples_per_leaf(paths, parents) == 2  # median of leaf 5, other 1, inner 2
+    assert examples_per_leaf([], parents) == 0

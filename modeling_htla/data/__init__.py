@@ -13,7 +13,7 @@ Where each part lives:
 * `rows` - each row's text and labels, checked and normalised;
 * `labels` - `build_taxonomy` and `encode_labels` (multi-hot targets);
 * `splits` - `split_validation`, stratified by the deepest label;
-* `sampling` - `sample_per_leaf`, k examples per leaf (few-shot training sets);
+* `sampling` - `sample_per_leaf`, k examples per leaf (few-shot training sets), and `examples_per_leaf`;
 * `icd10cm` - `load_icd10cm`, the embedded ICD-10-CM example data set;
 * `fingerprint` - cache fingerprints for the maps and selects above.
 """
@@ -22,7 +22,7 @@ from .columns import LABEL_COLUMNS, LEVEL_COLUMN_PATTERN, TEXT_COLUMNS
 from .icd10cm import load_icd10cm
 from .labels import build_taxonomy, encode_labels
 from .rows import ID_COLUMN, RAW_FEATURES
-from .sampling import sample_per_leaf
+from .sampling import examples_per_leaf, sample_per_leaf
 from .sources import SPLITS, load_raw_datasets
 from .splits import split_validation
 
@@ -35,6 +35,7 @@ __all__ = [
     "TEXT_COLUMNS",
     "build_taxonomy",
     "encode_labels",
+    "examples_per_leaf",
     "load_icd10cm",
     "load_raw_datasets",
     "sample_per_leaf",

@@ -1,7 +1,9 @@
-"""Few-shot training sets: a seeded sample of k examples per leaf (the deepest label of an example's path)."""
+"""Few-shot training sets: a seeded sample of k examples per leaf (the deepest label of an example's path), and the
+number of examples per leaf a training set has (the size measure of `run_htc.py`'s small-data rule)."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 
 import numpy as np
@@ -36,3 +38,15 @@ def sample_per_leaf(dataset: Dataset, k: int, seed: int = 42) -> Dataset:
     `split_validation` stratifies), all of a leaf's examples when it has fewer; each keeps its whole label path."""
     leaves = [labels[-1] if labels else "" for labels in labels_column(dataset)]
     return select_rows(dataset, per_leaf_indices(leaves, k, seed), f"sample{k}", 0.0, seed)
+
+
+def examples_per_leaf(label_ids: Sequence[Sequence[int]], parent_ids: Sequence[int]) -> float:
+    """The median number of examples per leaf over the leaves that have any, an example's leaves being its labels
+    that are no other of its labels' parent (the deepest label of each of its paths; `parent_ids` as
+    `Taxonomy.parent_ids`). On a set of k examples per leaf (`sample_per_leaf`) it is k; the median keeps a few
+    frequent leaves from hiding many rare ones. 0 for no examples."""
+    counts: Counter[int] = Counter()
+    for ids in label_ids:
+        parents = {parent_ids[i] for i in ids}
+        counts.update(i for i in set(ids) if i not in parents)
+    return float(np.median(list(counts.values()))) if counts else 0.0
