@@ -25,7 +25,7 @@ from conftest import TOPICS, write_jsonl
 from modeling_htla import HTLAModel, Taxonomy
 from modeling_htla.collator import multi_hot
 from modeling_htla.metrics import htc_scores
-from modeling_htla.predict import classify_corpus
+from modeling_htla.predict import classify_corpus, read_rows, release_freed_memory
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = str(ROOT / "run_htc.py")
@@ -216,7 +216,7 @@ import numpy as np, torch
 from datasets import Dataset
 from transformers import AutoTokenizer
 from modeling_htla import HTLAModel, Taxonomy
-from modeling_htla.predict import classify_corpus
+from modeling_htla.predict import classify_corpus, read_rows, release_freed_memory
 
 encoder, out, num_labels, num_docs = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 labels = [f"l{i}" for i in range(num_labels)]
@@ -245,3 +245,18 @@ def test_a_wide_tree_over_thousands_of_documents_never_holds_an_n_by_l_matrix(en
     full = num_docs * num_labels * 4
     assert peak < full / 6, f"peak {peak / 1e6:.0f} MB against {full / 1e6:.0f} MB for [N, L] float32"
     assert len((tmp_path / "p.jsonl").read_text().splitlines()) == num_docs
+
+
+def test_chunks_are_read_as_the_dataset_slices_them(tmp_path):
+    """`read_rows` opens a one-file dataset's Arrow file for each chunk; what it returns is the dataset's own slice,
+    for a file-backed dataset, one with an indices mapping (a selection) and one in memory."""
+    rows = [{"id": f"d{i}", "text": f"text {i} " * (i % 7), "label_ids": [i % 3, 3 + i % 2]} for i in range(250)]
+    write_jsonl(tmp_path / "docs.jsonl", rows)
+    from modeling_htla.data.formats import read_file
+
+    on_file = read_file(tmp_path / "docs.jsonl")
+    assert len(on_file.cache_files) == 1
+    for dataset in (on_file, on_file.select(range(249, -1, -2)), Dataset.from_list(rows)):
+        for start, end in ((0, 64), (64, 200), (200, len(dataset))):
+            assert read_rows(dataset, start, end) == dataset[start:end]
+    release_freed_memory()  # callable everywhere (a no-op without glibc)
