@@ -8,6 +8,11 @@ full-data point of `flat` and `default` from the one-epoch runs of `run_quality.
 20newsgroups_recommended_seed*.json; icd10cm_flat_seed*.json and icd10cm_recommended_seed*.json: the embedded run's
 16,000 training documents, its test figures on the first 4,000 of the test split), and names the label-aware setting
 with the best mean validation Macro-F1 at each k.
+
+The default is what `run_htc.py` trains now: at k up to the small-data rule's boundary
+(`run_htc.SMALL_DATA_EXAMPLES_PER_LEAF`) the hybrid head's cosine starts at scale 1, the model of the `scale1` runs
+(`--tla_temperature 1` with TLA off changes only that start), which are counted as the default there; `default`
+runs at those k that trained without the rule (no `cosine_scale_init` recorded) are the row `default_before_rule`.
 """
 
 from __future__ import annotations
@@ -15,16 +20,21 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 from collections import defaultdict
 from pathlib import Path
 
 from report_quality import load_rows, spread_cell
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from run_htc import SMALL_DATA_EXAMPLES_PER_LEAF  # noqa: E402
+
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 DATASETS = {"20newsgroups": "20 Newsgroups", "icd10cm": "ICD-10-CM (chapter > block)"}
 ROW_NAMES = {
     "flat": "flat (`--no_use_graph_encoder`)",
-    "default": "default (README command)",
+    "default": f"default (README command; k ≤ {SMALL_DATA_EXAMPLES_PER_LEAF}: the small-data rule, = the `scale1` runs)",
+    "default_before_rule": "default before the small-data rule (cosine scale 1/0.07)",
     "tla": "graph + TLA λ 1 (`--use_tla true`)",
     "tla_small": "graph + TLA λ 0.1",
     "scale50": "graph, cosine scale 50 (`--tla_temperature 0.02`)",
@@ -36,13 +46,13 @@ ROW_NAMES = {
     "setfit": "SetFit 1.2 (capped), label scores = sums of leaf probabilities",
     "setfit_argmax": "SetFit 1.2 (capped), its predicted leaf + ancestors (no threshold: same in both columns)",
 }
-PLOT_NAMES = {"flat": "flat", "default": "default (README command)", "tla": "graph + TLA", "tla_small": "graph + TLA 0.1",
+PLOT_NAMES = {"flat": "flat", "default": "default (README command)", "default_before_rule": "default before the rule", "tla": "graph + TLA", "tla_small": "graph + TLA 0.1",
               "scale50": "graph, cosine scale 50", "scale1": "graph, cosine scale 1", "dot": "graph, cosine only",
               "flat_no_early_stop": "flat, no early stopping", "default_no_early_stop": "default, no early stopping",
               "zero_shot": "zero-shot from names", "setfit": "SetFit, summed leaf probabilities",
               "setfit_argmax": "SetFit, predicted leaf"}
 FULL_DATA = {"flat": "flat", "default": "recommended"}  # row: run_quality.py variant of the full-data point
-CANDIDATE_ROWS = ("default", "tla", "tla_small", "scale50", "scale1", "dot", "default_no_early_stop")
+CANDIDATE_ROWS = ("default", "default_before_rule", "tla", "tla_small", "scale50", "scale1", "dot", "default_no_early_stop")
 
 
 def load(results_dir: Path) -> dict:
@@ -52,11 +62,18 @@ def load(results_dir: Path) -> dict:
         run = json.loads(path.read_text(encoding="utf-8"))
         if run.get("benchmark") != "learning_curve":
             continue
-        groups[(run["dataset"], run["row"], run["k"])].append(run)
+        row = run["row"]
+        if row == "default" and run["k"] <= SMALL_DATA_EXAMPLES_PER_LEAF and run.get("cosine_scale_init") is None:
+            row = "default_before_rule"  # trained before the rule started its cosine at scale 1
+        groups[(run["dataset"], row, run["k"])].append(run)
         if run["row"] == "setfit":  # SetFit's own prediction, the top leaf closed under its ancestors
             own = {split: {f"{infix}{key}": run[split][f"argmax_{key}"] for infix in ("", "learned_")
                            for key in ("micro_f1", "macro_f1")} for split in ("validation", "test")}
             groups[(run["dataset"], "setfit_argmax", run["k"])].append({**run, **own})
+    for (dataset, row, k), runs in list(groups.items()):  # the rule's model, trained as `scale1`
+        if row == "scale1" and k <= SMALL_DATA_EXAMPLES_PER_LEAF:
+            have = {run["seed"] for run in groups.get((dataset, "default", k), [])}
+            groups[(dataset, "default", k)].extend(run for run in runs if run["seed"] not in have)
     return groups
 
 
@@ -192,7 +209,7 @@ def plot(groups: dict, results_dir: Path, path: Path) -> Path:
                 ax.errorbar(xs, means, yerr=[low, high], marker="o", capsize=3, color=plt.get_cmap("tab10" if index < 10 else "Dark2")(index % 10),
                             label=PLOT_NAMES.get(row, row), linestyle="--" if row.startswith(("zero_shot", "setfit")) else "-")
         ax.set_xscale("log", base=2)
-        ax.set_xticks([2, 8, 32, full_x], ["2", "8", "32", "full data\n(1 epoch)"])
+        ax.set_xticks([2, 8, 16, 32, full_x], ["2", "8", "16", "32", "full data\n(1 epoch)"])
         ax.set(title=title, xlabel="training documents per leaf (k)", ylabel="test Macro-F1 (%), learned thresholds")
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)

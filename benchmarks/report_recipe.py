@@ -12,7 +12,7 @@ from collections import defaultdict
 
 from common import RESULTS_DIR
 
-ROWS = ("readme", "readme_flat", "tuned")
+ROWS = ("readme", "readme_scale1", "readme_flat", "tuned")
 FIGURES = (("predict_micro_f1", "test Micro"), ("predict_macro_f1", "test Macro"),
            ("predict_learned_micro_f1", "test Micro, learned"), ("predict_learned_macro_f1", "test Macro, learned"),
            ("eval_macro_f1", "validation Macro"))

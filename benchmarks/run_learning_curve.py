@@ -16,7 +16,8 @@ sampled splits (and ICD-10-CM's test split, taxonomy and label names) are writte
 outputs/learning_curve/data/ and `run_htc.py` reads them as it reads a user's data.
 
 Rows.
-- `default`: the README command, `python run_htc.py --train_file … --validation_file … --test_file …
+- `default`: the README command (at most `run_htc.SMALL_DATA_EXAMPLES_PER_LEAF` per leaf, the small-data rule
+  starts its cosine scale at 1: the same model as `scale1`, which the report counts as the default there), `python run_htc.py --train_file … --validation_file … --test_file …
   --taxonomy_file … --output_dir … --do_train --do_eval --do_predict --seed s` (a subprocess of this interpreter
   running the `run_htc.py` of this repository), plus `--label_names_file` on ICD-10-CM, whose labels are codes named
   by their descriptions (20 Newsgroups' labels are their own names).
@@ -197,6 +198,7 @@ def run_htc_row(row: str, data: dict, dataset: str, k: int, seed: int) -> dict:
     subprocess.run(command, check=True, cwd=ROOT)
     results = json.loads((output / "all_results.json").read_text())
     state = json.loads((output / "trainer_state.json").read_text())
+    config = json.loads((output / "config.json").read_text())
     for checkpoint in output.glob("checkpoint-*"):  # keep the best model and the results, not every checkpoint
         shutil.rmtree(checkpoint)
     figures = {}
@@ -208,6 +210,7 @@ def run_htc_row(row: str, data: dict, dataset: str, k: int, seed: int) -> dict:
             "threshold_strategy": results.get("eval_threshold_strategy"),
             "epochs": state.get("epoch"), "global_step": state.get("global_step"),
             "best_metric": state.get("best_metric"), "train_runtime_s": results.get("train_runtime"),
+            "cosine_scale_init": config.get("cosine_scale_init"),  # set by the small-data rule or a flag
             "results": results}
 
 
