@@ -122,8 +122,8 @@ class HTLAConfig(PretrainedConfig):
         cosine_scale_init (`float`, *optional*):
             The start of the learned cosine scale `s` of the `"dot"` and `"hybrid"` heads; `None` starts it at
             `1 / tla_temperature`, the scale at which TLA compares the same cosines. `run_htc.py` starts it at 1 on
-            small training sets (`SMALL_DATA_EXAMPLES_PER_LEAF` = 16 examples per leaf or fewer): the hybrid head then starts
-            near the flat classifier and its cosine term grows only as the data asks (docs/training.md). A trained
+            small training sets (`SMALL_DATA_EXAMPLES_PER_LEAF` examples per leaf or fewer): the hybrid head then
+            starts near the flat classifier and its cosine term grows only as the data asks (docs/training.md). A trained
             checkpoint keeps its learned scale; this only sets where training starts.
         tla_projection_dim (`int`, *optional*):
             When set, TLA compares texts and labels through a shared two-layer projection head (Linear-ReLU-Linear,

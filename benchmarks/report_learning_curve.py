@@ -46,7 +46,8 @@ ROW_NAMES = {
     "setfit": "SetFit 1.2 (capped), label scores = sums of leaf probabilities",
     "setfit_argmax": "SetFit 1.2 (capped), its predicted leaf + ancestors (no threshold: same in both columns)",
 }
-PLOT_NAMES = {"flat": "flat", "default": "default (README command)", "default_before_rule": "default before the rule", "tla": "graph + TLA", "tla_small": "graph + TLA 0.1",
+PLOT_NAMES = {"flat": "flat", "default": "default (README command)", "default_before_rule": "default before the rule",
+              "tla": "graph + TLA", "tla_small": "graph + TLA 0.1",
               "scale50": "graph, cosine scale 50", "scale1": "graph, cosine scale 1", "dot": "graph, cosine only",
               "flat_no_early_stop": "flat, no early stopping", "default_no_early_stop": "default, no early stopping",
               "zero_shot": "zero-shot from names", "setfit": "SetFit, summed leaf probabilities",

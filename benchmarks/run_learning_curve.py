@@ -17,7 +17,8 @@ outputs/learning_curve/data/ and `run_htc.py` reads them as it reads a user's da
 
 Rows.
 - `default`: the README command (at most `run_htc.SMALL_DATA_EXAMPLES_PER_LEAF` per leaf, the small-data rule
-  starts its cosine scale at 1: the same model as `scale1`, which the report counts as the default there), `python run_htc.py --train_file … --validation_file … --test_file …
+  starts its cosine scale at 1: the same model as `scale1`, which the report counts as the default there),
+  `python run_htc.py --train_file … --validation_file … --test_file …
   --taxonomy_file … --output_dir … --do_train --do_eval --do_predict --seed s` (a subprocess of this interpreter
   running the `run_htc.py` of this repository), plus `--label_names_file` on ICD-10-CM, whose labels are codes named
   by their descriptions (20 Newsgroups' labels are their own names).
