@@ -148,6 +148,12 @@ class ModelArguments:
         metadata={"help": "Fresh model: start each label's classifier bias at the log-odds of its training frequency, "
                   "so training starts from the label priors instead of spending its first steps learning them."},
     )
+    init_weights_from_names: float | None = field(
+        default=None,
+        metadata={"help": "Fresh model: start each label's free classifier weight at its name's text feature (centred "
+                  "over the names, unit length) times this scale, so training starts from what the names say "
+                  "(HTLAModel.init_weights_from_names). Default off: random weights."},
+    )
     cache_dir: str | None = field(default=None, metadata={"help": "Where to cache Hub downloads."})
     license: str = field(
         default="apache-2.0",
@@ -646,6 +652,8 @@ def main(argv: list[str] | None = None) -> None:
     push_to_hub, training_args.push_to_hub = training_args.push_to_hub, False
     if model_args.init_bias_from_priors and training_args.do_train and kind is None:
         model.init_bias_from_priors(np.asarray(frequencies) / len(train_label_ids))
+    if model_args.init_weights_from_names and training_args.do_train and kind is None:
+        model.init_weights_from_names(tokenizer, model_args.init_weights_from_names)
     if training_args.do_train and model.config.labels_without_examples:  # labels added after an earlier training
         model.config.labels_without_examples = [
             label for label in model.config.labels_without_examples if not frequencies[taxonomy.label2id[label]]]

@@ -40,6 +40,7 @@ ROW_NAMES = {
     "scale50": "graph, cosine scale 50 (`--tla_temperature 0.02`)",
     "scale1": "graph, cosine scale 1 (`--tla_temperature 1`)",
     "dot": "graph, cosine only (`--fusion dot`)",
+    "names10": "default, weights started from the names (`--init_weights_from_names 10`)",
     "flat_no_early_stop": "flat, no early stopping (diagnostic: `--early_stopping_patience 0`)",
     "default_no_early_stop": "default, no early stopping (`--early_stopping_patience 0`)",
     "zero_shot": "zero-shot from the names",
@@ -49,11 +50,12 @@ ROW_NAMES = {
 PLOT_NAMES = {"flat": "flat", "default": "default (README command)", "default_before_rule": "default before the rule",
               "tla": "graph + TLA", "tla_small": "graph + TLA 0.1",
               "scale50": "graph, cosine scale 50", "scale1": "graph, cosine scale 1", "dot": "graph, cosine only",
-              "flat_no_early_stop": "flat, no early stopping", "default_no_early_stop": "default, no early stopping",
+              "names10": "default, weights from names", "flat_no_early_stop": "flat, no early stopping", "default_no_early_stop": "default, no early stopping",
               "zero_shot": "zero-shot from names", "setfit": "SetFit, summed leaf probabilities",
               "setfit_argmax": "SetFit, predicted leaf"}
 FULL_DATA = {"flat": "flat", "default": "recommended"}  # row: run_quality.py variant of the full-data point
-CANDIDATE_ROWS = ("default", "default_before_rule", "tla", "tla_small", "scale50", "scale1", "dot", "default_no_early_stop")
+CANDIDATE_ROWS = ("default", "default_before_rule", "tla", "tla_small", "scale50", "scale1", "dot", "names10",
+                  "default_no_early_stop")
 
 
 def load(results_dir: Path) -> dict:

@@ -27,7 +27,8 @@ Rows.
   0.1), `scale50` (the graph's cosine started at scale 50 instead of 1/0.07 = 14.3: `--tla_temperature 0.02`),
   `scale1` (started at scale 1, `--tla_temperature 1`: the hybrid head starts near the flat classifier, its cosine
   term, noise before training, growing only as the data asks),
-  `dot` (the cosine alone, `--fusion dot`). The best is chosen on validation Macro-F1.
+  `dot` (the cosine alone, `--fusion dot`), `names10` (the default with its free classifier weights started from the
+  label names, `--init_weights_from_names 10`: each label's weight points at its name's text feature). The best is chosen on validation Macro-F1.
 - `flat_no_early_stop`: a diagnostic, flat with `--early_stopping_patience 0` (trains to the epoch cap; the best
   epoch is still kept), to tell how much of flat's score at small k is the recipe's early stopping; and
   `default_no_early_stop`, the default the same way.
@@ -79,6 +80,7 @@ CANDIDATES = {
     "scale50": ["--tla_temperature", "0.02"],
     "scale1": ["--tla_temperature", "1"],
     "dot": ["--fusion", "dot"],
+    "names10": ["--init_weights_from_names", "10"],
 }
 RUN_HTC_ROWS = {"default": [], "flat": ["--no_use_graph_encoder"], **CANDIDATES,
                 # a diagnostic, not what the README command trains: flat without early stopping, to the epoch cap

@@ -236,6 +236,21 @@ class HTLAModel(HTLAPreTrainedModel):
         self.classifier.bias.copy_(torch.log(p) - torch.log1p(-p))
 
     @torch.no_grad()
+    def init_weights_from_names(self, tokenizer, scale: float) -> None:
+        """Start each label's free classifier weight at its name read as a document ("weight imprinting", as
+        `extend_taxonomy` starts a new label), so a fresh model already ranks texts near a label's name higher:
+        `w_j = scale · (n_j - n̄) / (|n_j - n̄| · mean_i |n_i|)`, `n_j` the text feature of label j's name and `n̄`
+        their mean (the direction every name shares tells no label apart), so that `w_j·h ≈ scale · cos(h, n_j - n̄)`
+        for a text feature `h` of typical length. Models without a free weight (`fusion="dot"`) raise `ValueError`."""
+        if not hasattr(self.classifier, "weight"):
+            raise ValueError("init_weights_from_names: fusion='dot' has no free classifier weight to start from names")
+        if scale <= 0:
+            raise ValueError(f"init_weights_from_names: scale must be > 0, got {scale}")
+        names = self._read_texts(self.taxonomy.names, tokenizer)  # [L, H]
+        centred = F.normalize(names - names.mean(0), dim=1)
+        self.classifier.weight.copy_(centred * (scale / names.norm(dim=1).mean()))
+
+    @torch.no_grad()
     def extend_taxonomy(self, taxonomy: Taxonomy, tokenizer) -> list[int]:
         """Add labels to a trained model, as `resize_token_embeddings` adds tokens: the new labels are scored from
         their names and their places in the tree, without retraining (fine-tune afterwards if examples come).

@@ -482,3 +482,21 @@ def test_long_inputs_are_cut_to_the_positions_keeping_the_closing_token(family, 
         cut = model(**tokenizer(texts, padding=True, return_tensors="pt")).logits
         truncated = model(**tokenizer(texts, padding=True, truncation=True, max_length=32, return_tensors="pt")).logits
     assert torch.allclose(cut, truncated, atol=1e-5)
+
+
+@pytest.mark.parametrize("graph", [True, False])
+def test_weights_from_names_point_each_label_at_its_centred_name(encoder_dir, small_taxonomy, graph):
+    """`init_weights_from_names`: row j of the free weight is label j's name feature less the names' mean, at length
+    `scale / mean name-feature length`, in the hybrid head and in the flat classifier; the cosine-only head refuses."""
+    tokenizer = AutoTokenizer.from_pretrained(encoder_dir)
+    model = HTLAModel.from_encoder(encoder_dir, small_taxonomy, use_graph_encoder=graph)
+    model.init_weights_from_names(tokenizer, 4.0)
+    names = model._read_texts(small_taxonomy.names, tokenizer)
+    weight = model.classifier.weight.detach()
+    cosines = F.cosine_similarity(weight, names - names.mean(0), dim=1)
+    assert bool((cosines > 0.9999).all())
+    assert torch.allclose(weight.norm(dim=1), 4.0 / names.norm(dim=1).mean().expand(len(small_taxonomy)), rtol=1e-5)
+    with pytest.raises(ValueError, match="scale must be > 0"):
+        model.init_weights_from_names(tokenizer, 0.0)
+    with pytest.raises(ValueError, match="fusion='dot'"):
+        HTLAModel.from_encoder(encoder_dir, small_taxonomy, fusion="dot").init_weights_from_names(tokenizer, 4.0)

@@ -7,6 +7,8 @@ import subprocess
 import sys
 
 import pytest
+import torch
+from transformers import AutoTokenizer
 
 from modeling_htla import HTLAModel
 from modeling_htla.trainer import EPOCH_CAP_EXAMPLES, MAX_EPOCHS, MIN_EPOCHS, epoch_cap
@@ -159,3 +161,16 @@ def test_the_python_api_builds_the_default_head_and_old_checkpoints_keep_theirs(
     (tmp_path / "paper" / "config.json").write_text(json.dumps(saved))
     old = HTLAModel.from_pretrained(tmp_path / "paper")
     assert (old.config.fusion, old.config.pooling, old.config.use_tla) == ("add", "cls", True)
+
+
+def test_weights_from_names_flag_starts_a_fresh_classifier_at_the_names(encoder_dir, data_dir, tmp_path):
+    """`--init_weights_from_names 4` at learning rate 0: the saved free weights are still the names' imprint."""
+    out = tmp_path / "out"
+    run_in_process([*user_data(data_dir, out), "--model_name_or_path", encoder_dir, "--max_seq_length", "16",
+                    "--learning_rate", "0", "--head_learning_rate", "0", "--graph_learning_rate", "0",
+                    "--num_train_epochs", "1", "--warmup_steps", "0", "--do_predict", "false",
+                    "--init_weights_from_names", "4"])
+    model = HTLAModel.from_pretrained(out)
+    names = model._read_texts(model.taxonomy.names, AutoTokenizer.from_pretrained(out))
+    cosines = torch.nn.functional.cosine_similarity(model.classifier.weight.detach(), names - names.mean(0), dim=1)
+    assert bool((cosines > 0.999).all())
