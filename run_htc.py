@@ -150,9 +150,9 @@ class ModelArguments:
     )
     init_weights_from_names: float | None = field(
         default=None,
-        metadata={"help": "Fresh model: start each label's free classifier weight at its name's text feature (centred "
-                  "over the names, unit length) times this scale, so training starts from what the names say "
-                  "(HTLAModel.init_weights_from_names). Default off: random weights."},
+        metadata={"help": "Fresh model: start each label's free classifier weight at its name's text feature, less the "
+                  "names' mean, at length this scale over the names' mean feature length, so training starts from "
+                  "what the names say (HTLAModel.init_weights_from_names). Default off: random weights."},
     )
     cache_dir: str | None = field(default=None, metadata={"help": "Where to cache Hub downloads."})
     license: str = field(
