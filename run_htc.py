@@ -70,11 +70,13 @@ logger = logging.getLogger(__name__)
 
 # The small-data rule (docs/training.md#small-training-sets): a fresh hybrid head trained on at most this many examples
 # per leaf (`examples_per_leaf`) starts its cosine scale at 1 instead of 1/τ = 14.3, so it starts near the flat
-# classifier and its graph term grows only as the data asks; measured on 20 Newsgroups and ICD-10-CM at k = 2 to 32
-# examples per leaf (benchmarks/run_learning_curve.py): it led on validation at k = 2, 8 and 16 on both and lost at
-# k = 32 on 20 Newsgroups.
+# classifier and its graph term grows only as the data asks, and its free classifier weights at the label names
+# (`HTLAModel.init_weights_from_names`, scale 10), so it starts from what the names say. Measured on 20 Newsgroups and
+# ICD-10-CM at k = 2 to 32 examples per leaf (benchmarks/run_learning_curve.py): each led on validation at k = 2, 8
+# and 16 on both; the scale-1 start lost at k = 32 on 20 Newsgroups.
 SMALL_DATA_EXAMPLES_PER_LEAF = 16
 SMALL_DATA_COSINE_SCALE = 1.0
+SMALL_DATA_NAMES_SCALE = 10.0
 
 
 @dataclass
@@ -152,7 +154,9 @@ class ModelArguments:
         default=None,
         metadata={"help": "Fresh model: start each label's free classifier weight at its name's text feature, less the "
                   "names' mean, at length this scale over the names' mean feature length, so training starts from "
-                  "what the names say (HTLAModel.init_weights_from_names). Default off: random weights."},
+                  "what the names say (HTLAModel.init_weights_from_names); 0: random weights. Default: by the "
+                  f"small-data rule, {SMALL_DATA_NAMES_SCALE:g} for the hybrid head at {SMALL_DATA_EXAMPLES_PER_LEAF} "
+                  "training examples per leaf or fewer, else 0."},
     )
     cache_dir: str | None = field(default=None, metadata={"help": "Where to cache Hub downloads."})
     license: str = field(
@@ -525,14 +529,18 @@ def build_model(model_args, taxonomy: Taxonomy, kind: str | None) -> tuple[HTLAM
 
 
 def apply_small_data_rule(model_args, train_label_ids, taxonomy: Taxonomy) -> float | None:
-    """Set `--cosine_scale_init` by the small-data rule when a fresh hybrid head is trained and the flag is not given;
-    return the training set's examples per leaf when the rule applied."""
-    if model_args.cosine_scale_init is not None or model_args.fusion != "hybrid" or not model_args.use_graph_encoder:
+    """Set `--cosine_scale_init` and `--init_weights_from_names`, those of the two not given, by the small-data rule
+    when a fresh hybrid head is trained; return the training set's examples per leaf when the rule applied."""
+    unset = model_args.cosine_scale_init is None or model_args.init_weights_from_names is None
+    if not unset or model_args.fusion != "hybrid" or not model_args.use_graph_encoder:
         return None
     per_leaf = examples_per_leaf(train_label_ids, taxonomy.parent_ids)
     if per_leaf > SMALL_DATA_EXAMPLES_PER_LEAF:
         return None
-    model_args.cosine_scale_init = SMALL_DATA_COSINE_SCALE
+    if model_args.cosine_scale_init is None:
+        model_args.cosine_scale_init = SMALL_DATA_COSINE_SCALE
+    if model_args.init_weights_from_names is None:
+        model_args.init_weights_from_names = SMALL_DATA_NAMES_SCALE
     return per_leaf
 
 
@@ -611,8 +619,11 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"run_htc.py: error: {' '.join(str(err).split())}") from None
     logger.info("Taxonomy: %s; splits: %s", taxonomy, {k: len(v) for k, v in raw.items()})
     if small is not None:
-        logger.info("Small training set (%g examples per leaf, at most %d): the cosine scale starts at %g "
-                    "(--cosine_scale_init sets it)", small, SMALL_DATA_EXAMPLES_PER_LEAF, SMALL_DATA_COSINE_SCALE)
+        names = model_args.init_weights_from_names
+        logger.info("Small training set (%g examples per leaf, at most %d): the cosine scale starts at %g, the "
+                    "classifier weights %s (--cosine_scale_init and --init_weights_from_names set them)", small,
+                    SMALL_DATA_EXAMPLES_PER_LEAF, model_args.cosine_scale_init,
+                    f"at the label names (scale {names:g})" if names else "at random")
     if added:
         shown = ", ".join(taxonomy.labels[j] for j in added[:5]) + (", …" if len(added) > 5 else "")
         logger.warning("Extended the checkpoint by %d labels (%s), scored from their names and places in the tree",
@@ -687,6 +698,8 @@ def main(argv: list[str] | None = None) -> None:
                     outcome["stop_reason"], outcome["best_epoch"] if outcome["best_epoch"] is not None else "(last)")
         train_metrics = dict(result.metrics, train_samples=len(tokenized["train"]),
                              **{f"train_{key}": value for key, value in outcome.items() if value is not None})
+        if model_args.init_weights_from_names and kind is None:  # how training started: not in the config
+            train_metrics["train_init_weights_from_names"] = model_args.init_weights_from_names
 
     def learned_metrics(output, prefix: str) -> dict[str, float]:
         """The metrics at the model's learned thresholds, as `<prefix>_learned_*` (none without them)."""

@@ -10,9 +10,11 @@ full-data point of `flat` and `default` from the one-epoch runs of `run_quality.
 with the best mean validation Macro-F1 at each k.
 
 The default is what `run_htc.py` trains now: at k up to the small-data rule's boundary
-(`run_htc.SMALL_DATA_EXAMPLES_PER_LEAF`) the hybrid head's cosine starts at scale 1, the model of the `scale1` runs
-(`--tla_temperature 1` with TLA off changes only that start), which are counted as the default there; `default`
-runs at those k that trained without the rule (no `cosine_scale_init` recorded) are the row `default_before_rule`.
+(`run_htc.SMALL_DATA_EXAMPLES_PER_LEAF`) the hybrid head's cosine starts at scale 1 and its classifier weights at
+the label names, the model of the `names10` runs (`RULE_ROW`), which are counted as the default there. `default`
+runs at those k made under an earlier form of the rule are counted as what they trained: with no
+`init_weights_from_names` recorded but `cosine_scale_init` 1, the `scale1` model (`--tla_temperature 1` with TLA off
+changes only that start); with neither, the row `default_before_rule`.
 """
 
 from __future__ import annotations
@@ -33,14 +35,14 @@ RESULTS_DIR = Path(__file__).resolve().parent / "results"
 DATASETS = {"20newsgroups": "20 Newsgroups", "icd10cm": "ICD-10-CM (chapter > block)"}
 ROW_NAMES = {
     "flat": "flat (`--no_use_graph_encoder`)",
-    "default": f"default (README command; k ≤ {SMALL_DATA_EXAMPLES_PER_LEAF}: the small-data rule, = the `scale1` runs)",
+    "default": f"default (README command; k ≤ {SMALL_DATA_EXAMPLES_PER_LEAF}: the small-data rule, = the `names10` runs)",
     "default_before_rule": "default before the small-data rule (cosine scale 1/0.07)",
     "tla": "graph + TLA λ 1 (`--use_tla true`)",
     "tla_small": "graph + TLA λ 0.1",
     "scale50": "graph, cosine scale 50 (`--tla_temperature 0.02`)",
-    "scale1": "graph, cosine scale 1 (`--tla_temperature 1`)",
+    "scale1": "graph, cosine scale 1 (`--tla_temperature 1`; the rule before names)",
     "dot": "graph, cosine only (`--fusion dot`)",
-    "names10": "default, weights started from the names (`--init_weights_from_names 10`)",
+    "names10": "cosine scale 1, weights started from the names (`--init_weights_from_names 10`)",
     "flat_no_early_stop": "flat, no early stopping (diagnostic: `--early_stopping_patience 0`)",
     "default_no_early_stop": "default, no early stopping (`--early_stopping_patience 0`)",
     "zero_shot": "zero-shot from the names",
@@ -50,10 +52,11 @@ ROW_NAMES = {
 PLOT_NAMES = {"flat": "flat", "default": "default (README command)", "default_before_rule": "default before the rule",
               "tla": "graph + TLA", "tla_small": "graph + TLA 0.1",
               "scale50": "graph, cosine scale 50", "scale1": "graph, cosine scale 1", "dot": "graph, cosine only",
-              "names10": "default, weights from names", "flat_no_early_stop": "flat, no early stopping", "default_no_early_stop": "default, no early stopping",
+              "names10": "cosine scale 1, weights from names", "flat_no_early_stop": "flat, no early stopping", "default_no_early_stop": "default, no early stopping",
               "zero_shot": "zero-shot from names", "setfit": "SetFit, summed leaf probabilities",
               "setfit_argmax": "SetFit, predicted leaf"}
 FULL_DATA = {"flat": "flat", "default": "recommended"}  # row: run_quality.py variant of the full-data point
+RULE_ROW = "names10"  # the candidate row whose model the small-data rule trains
 CANDIDATE_ROWS = ("default", "default_before_rule", "tla", "tla_small", "scale50", "scale1", "dot", "names10",
                   "default_no_early_stop")
 
@@ -66,15 +69,19 @@ def load(results_dir: Path) -> dict:
         if run.get("benchmark") != "learning_curve":
             continue
         row = run["row"]
-        if row == "default" and run["k"] <= SMALL_DATA_EXAMPLES_PER_LEAF and run.get("cosine_scale_init") is None:
-            row = "default_before_rule"  # trained before the rule started its cosine at scale 1
-        groups[(run["dataset"], row, run["k"])].append(run)
+        if row == "default" and run["k"] <= SMALL_DATA_EXAMPLES_PER_LEAF and run.get("init_weights_from_names") is None:
+            # trained under an earlier form of the rule (cosine at scale 1, random weights) or before it
+            row = "default_before_rule" if run.get("cosine_scale_init") is None else "scale1"
+        group = groups[(run["dataset"], row, run["k"])]
+        if run["seed"] in {other["seed"] for other in group}:
+            continue  # the same model at the same seed, run twice under two names: the first counts
+        group.append(run)
         if run["row"] == "setfit":  # SetFit's own prediction, the top leaf closed under its ancestors
             own = {split: {f"{infix}{key}": run[split][f"argmax_{key}"] for infix in ("", "learned_")
                            for key in ("micro_f1", "macro_f1")} for split in ("validation", "test")}
             groups[(run["dataset"], "setfit_argmax", run["k"])].append({**run, **own})
-    for (dataset, row, k), runs in list(groups.items()):  # the rule's model, trained as `scale1`
-        if row == "scale1" and k <= SMALL_DATA_EXAMPLES_PER_LEAF:
+    for (dataset, row, k), runs in list(groups.items()):  # the rule's model, trained as its candidate row
+        if row == RULE_ROW and k <= SMALL_DATA_EXAMPLES_PER_LEAF:
             have = {run["seed"] for run in groups.get((dataset, "default", k), [])}
             groups[(dataset, "default", k)].extend(run for run in runs if run["seed"] not in have)
     return groups

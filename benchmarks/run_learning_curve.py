@@ -17,7 +17,8 @@ outputs/learning_curve/data/ and `run_htc.py` reads them as it reads a user's da
 
 Rows.
 - `default`: the README command (at most `run_htc.SMALL_DATA_EXAMPLES_PER_LEAF` per leaf, the small-data rule
-  starts its cosine scale at 1: the same model as `scale1`, which the report counts as the default there),
+  starts its cosine scale at 1 and its classifier weights at the names: the same model as `names10`, which the
+  report counts as the default there),
   `python run_htc.py --train_file … --validation_file … --test_file …
   --taxonomy_file … --output_dir … --do_train --do_eval --do_predict --seed s` (a subprocess of this interpreter
   running the `run_htc.py` of this repository), plus `--label_names_file` on ICD-10-CM, whose labels are codes named
@@ -26,9 +27,11 @@ Rows.
 - label-aware candidates (`CANDIDATES`), the same command plus their flags: `tla` (TLA, λ 1), `tla_small` (TLA, λ
   0.1), `scale50` (the graph's cosine started at scale 50 instead of 1/0.07 = 14.3: `--tla_temperature 0.02`),
   `scale1` (started at scale 1, `--tla_temperature 1`: the hybrid head starts near the flat classifier, its cosine
-  term, noise before training, growing only as the data asks),
+  term, noise before training, growing only as the data asks; with `--init_weights_from_names 0`, so that at small k
+  it stays the small-data rule's first form, random weights, now that the rule also starts them at the names),
   `dot` (the cosine alone, `--fusion dot`), `names10` (the default with its free classifier weights started from the
-  label names, `--init_weights_from_names 10`: each label's weight points at its name's text feature). The best is chosen on validation Macro-F1.
+  label names, `--init_weights_from_names 10`: each label's weight points at its name's text feature; at k ≤ 16 the
+  small-data rule's model, what the default trains there now). The best is chosen on validation Macro-F1.
 - `flat_no_early_stop`: a diagnostic, flat with `--early_stopping_patience 0` (trains to the epoch cap; the best
   epoch is still kept), to tell how much of flat's score at small k is the recipe's early stopping; and
   `default_no_early_stop`, the default the same way.
@@ -78,7 +81,7 @@ CANDIDATES = {
     "tla": ["--use_tla", "true"],
     "tla_small": ["--use_tla", "true", "--tla_weight", "0.1"],
     "scale50": ["--tla_temperature", "0.02"],
-    "scale1": ["--tla_temperature", "1"],
+    "scale1": ["--tla_temperature", "1", "--init_weights_from_names", "0"],  # the small-data rule's first form
     "dot": ["--fusion", "dot"],
     "names10": ["--init_weights_from_names", "10"],
 }
@@ -214,6 +217,7 @@ def run_htc_row(row: str, data: dict, dataset: str, k: int, seed: int) -> dict:
             "epochs": state.get("epoch"), "global_step": state.get("global_step"),
             "best_metric": state.get("best_metric"), "train_runtime_s": results.get("train_runtime"),
             "cosine_scale_init": config.get("cosine_scale_init"),  # set by the small-data rule or a flag
+            "init_weights_from_names": results.get("train_init_weights_from_names"),  # likewise
             "results": results}
 
 

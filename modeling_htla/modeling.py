@@ -241,7 +241,8 @@ class HTLAModel(HTLAPreTrainedModel):
         `extend_taxonomy` starts a new label), so a fresh model already ranks texts near a label's name higher:
         `w_j = scale · (n_j - n̄) / (|n_j - n̄| · mean_i |n_i|)`, `n_j` the text feature of label j's name and `n̄`
         their mean (the direction every name shares tells no label apart), so that `w_j·h ≈ scale · cos(h, n_j - n̄)`
-        for a text feature `h` of typical length. Models without a free weight (`fusion="dot"`) raise `ValueError`."""
+        for a text feature `h` of typical length. `run_htc.py` does so at scale 10 on small training sets (its
+        small-data rule). Models without a free weight (`fusion="dot"`) raise `ValueError`."""
         if not hasattr(self.classifier, "weight"):
             raise ValueError("init_weights_from_names: fusion='dot' has no free classifier weight to start from names")
         if scale <= 0:

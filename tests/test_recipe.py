@@ -108,7 +108,9 @@ def test_a_short_run_of_the_readme_command_trains_the_recipe(encoder_dir, data_d
     assert (config["fusion"], config["pooling"], config["use_tla"]) == ("hybrid", "mean", False)
     assert config["decision_thresholds"] is not None
     # 32 documents over 4 leaves: 8 per leaf, within the small-data rule's boundary, so the cosine scale started at 1
+    # and the classifier weights at the names
     assert 8 <= run_htc.SMALL_DATA_EXAMPLES_PER_LEAF and config["cosine_scale_init"] == run_htc.SMALL_DATA_COSINE_SCALE
+    assert results["train_init_weights_from_names"] == run_htc.SMALL_DATA_NAMES_SCALE
 
 
 def test_early_stopping_stops_before_the_cap_and_keeps_the_best_epoch(encoder_dir, data_dir, tmp_path, caplog):
@@ -129,11 +131,19 @@ def test_early_stopping_stops_before_the_cap_and_keeps_the_best_epoch(encoder_di
     assert "Training stopped after 3 epochs: early stopping" in card and "that of epoch 1, the best" in card
 
 
-@pytest.mark.parametrize("flags, expected", [
-    ([], "rule"), (["--cosine_scale_init", "5"], 5.0), (["--no_use_graph_encoder"], None), (["--fusion", "add"], None),
+RULE = "rule"  # the small-data rule's value of a setting, at or below the boundary; unset above it
+
+
+@pytest.mark.parametrize("flags, scale, names", [
+    ([], RULE, RULE),
+    (["--cosine_scale_init", "5"], 5.0, RULE),
+    (["--init_weights_from_names", "0"], RULE, 0.0),  # 0 turns the names' start off, the scale's still applies
+    (["--cosine_scale_init", "5", "--init_weights_from_names", "3"], 5.0, 3.0),
+    (["--no_use_graph_encoder"], None, None),
+    (["--fusion", "add"], None, None),
 ])
 def test_the_small_data_rule_applies_up_to_its_boundary_and_yields_to_flags(small_taxonomy, data_dir, tmp_path, flags,
-                                                                            expected):
+                                                                            scale, names):
     run_htc = import_script()
     boundary = run_htc.SMALL_DATA_EXAMPLES_PER_LEAF
     leaves = [j for j in range(len(small_taxonomy)) if j not in small_taxonomy.parent_ids]
@@ -141,11 +151,11 @@ def test_the_small_data_rule_applies_up_to_its_boundary_and_yields_to_flags(smal
         model_args, _, _ = run_htc.parse_args([*user_data(data_dir, tmp_path / "out"), *flags])
         paths = [small_taxonomy.ancestors(leaf) + [leaf] for leaf in leaves for _ in range(per_leaf)]
         reported = run_htc.apply_small_data_rule(model_args, paths, small_taxonomy)
-        if expected == "rule":
-            assert reported == (per_leaf if applies else None)
-            assert model_args.cosine_scale_init == (run_htc.SMALL_DATA_COSINE_SCALE if applies else None)
-        else:
-            assert reported is None and model_args.cosine_scale_init == expected
+        ruled = applies and RULE in (scale, names)
+        assert reported == (per_leaf if ruled else None)
+        expected_scale = (run_htc.SMALL_DATA_COSINE_SCALE if applies else None) if scale == RULE else scale
+        expected_names = (run_htc.SMALL_DATA_NAMES_SCALE if applies else None) if names == RULE else names
+        assert (model_args.cosine_scale_init, model_args.init_weights_from_names) == (expected_scale, expected_names)
 
 
 def test_the_python_api_builds_the_default_head_and_old_checkpoints_keep_theirs(encoder_dir, small_taxonomy, tmp_path):

@@ -23,8 +23,9 @@ def write(folder, row, k, seed, macro, argmax=None, **fields):
 
 
 def test_targets_are_paired_over_the_seeds_both_rows_have(tmp_path):
-    write(tmp_path, "default", 2, 42, 0.60, cosine_scale_init=1.0)  # trained under the small-data rule
-    write(tmp_path, "default", 2, 7, 0.50, cosine_scale_init=1.0)
+    rule = {"cosine_scale_init": 1.0, "init_weights_from_names": 10.0}  # trained under the small-data rule
+    write(tmp_path, "default", 2, 42, 0.60, **rule)
+    write(tmp_path, "default", 2, 7, 0.50, **rule)
     write(tmp_path, "flat", 2, 42, 0.50)
     write(tmp_path, "flat", 2, 7, 0.48)  # +2 at seed 7: below the +5 target
     write(tmp_path, "setfit", 2, 42, 0.40, argmax=0.65)
@@ -41,16 +42,20 @@ def test_targets_are_paired_over_the_seeds_both_rows_have(tmp_path):
 
 
 def test_the_default_at_small_k_is_the_small_data_rule(tmp_path):
-    """At k up to the rule's boundary, `default` runs made before the rule are their own row and the `scale1` runs (the
-    rule's model) count as the default; above the boundary `default` stays as run."""
+    """At k up to the rule's boundary the `names10` runs (the rule's model) count as the default, and `default` runs
+    made under an earlier form of the rule count as what they trained: `scale1` (cosine scale 1 recorded, no names'
+    start) or their own row (neither); above the boundary `default` stays as run."""
     small, large = report.SMALL_DATA_EXAMPLES_PER_LEAF, report.SMALL_DATA_EXAMPLES_PER_LEAF * 2
-    write(tmp_path, "default", small, 42, 0.50)  # no cosine_scale_init recorded: before the rule
-    write(tmp_path, "scale1", small, 42, 0.60)
-    write(tmp_path, "scale1", small, 7, 0.62)
-    write(tmp_path, "default", large, 42, 0.70)
+    write(tmp_path, "default", small, 42, 0.50)  # nothing recorded: before the rule
+    write(tmp_path, "default", small, 13, 0.55, cosine_scale_init=1.0)  # the rule's first form: the scale1 model
+    write(tmp_path, "scale1", small, 7, 0.58)
+    write(tmp_path, "names10", small, 42, 0.60, cosine_scale_init=1.0, init_weights_from_names=10.0)
+    write(tmp_path, "names10", small, 7, 0.62, cosine_scale_init=1.0, init_weights_from_names=10.0)
+    write(tmp_path, "default", large, 42, 0.70, cosine_scale_init=14.3)
     groups = report.load(tmp_path)
-    assert [run["seed"] for run in groups[("20newsgroups", "default", small)]] == [42, 7]
-    assert [run["row"] for run in groups[("20newsgroups", "default", small)]] == ["scale1", "scale1"]
+    assert [(run["row"], run["seed"]) for run in groups[("20newsgroups", "default", small)]] == [
+        ("names10", 42), ("names10", 7)]
+    assert [run["seed"] for run in groups[("20newsgroups", "scale1", small)]] == [13, 7]
     assert [run["test"]["macro_f1"] for run in groups[("20newsgroups", "default_before_rule", small)]] == [0.50]
     assert [run["test"]["macro_f1"] for run in groups[("20newsgroups", "default", large)]] == [0.70]
     assert ("20newsgroups", "default_before_rule", large) not in groups
