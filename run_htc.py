@@ -623,7 +623,7 @@ def main(argv: list[str] | None = None) -> None:
         logger.info("Small training set (%g examples per leaf, at most %d): the cosine scale starts at %g, the "
                     "classifier weights %s (--cosine_scale_init and --init_weights_from_names set them)", small,
                     SMALL_DATA_EXAMPLES_PER_LEAF, model_args.cosine_scale_init,
-                    f"at the label names (scale {names:g})" if names else "at random")
+                    f"at the label names, scale {names:g}" if names else "at random")
     if added:
         shown = ", ".join(taxonomy.labels[j] for j in added[:5]) + (", …" if len(added) > 5 else "")
         logger.warning("Extended the checkpoint by %d labels (%s), scored from their names and places in the tree",

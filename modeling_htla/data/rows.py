@@ -111,6 +111,14 @@ def _level_path(values: Sequence, columns: Sequence[str], fail: Callable[[str], 
     return path
 
 
+def _holds_objects(feature) -> bool:
+    """Whether a column's feature is, or lists, JSON objects (Arrow structs)."""
+    if isinstance(feature, dict):
+        return True
+    inner = feature[0] if isinstance(feature, list) and feature else getattr(feature, "feature", None)
+    return inner is not None and _holds_objects(inner)
+
+
 def normalise(
     ds: Dataset,
     source: str,
@@ -125,6 +133,10 @@ def normalise(
     `labels_optional` (documents to classify), a split without a label column becomes ``text`` (and ``id``) only."""
     text_col, label_cols, per_level = resolve_columns(ds.column_names, source, text_column, label_column,
                                                       labels_optional)
+    for column in (text_col, *label_cols):  # JSON objects become Arrow structs, which reading may fail on
+        if _holds_objects(ds.features[column]):
+            raise ValueError(f"{source}: column {column!r} holds JSON objects; give a string"
+                             + (" or a list of labels" if column in label_cols else ""))
     keep_id = ID_COLUMN in ds.column_names and ID_COLUMN not in (text_col, *label_cols)
     features = RAW_FEATURES if label_cols else Features({"text": RAW_FEATURES["text"]})
     if keep_id:
