@@ -45,6 +45,8 @@ ROW_NAMES = {
     "names10": "cosine scale 1, weights started from the names (`--init_weights_from_names 10`)",
     "flat_no_early_stop": "flat, no early stopping (diagnostic: `--early_stopping_patience 0`)",
     "default_no_early_stop": "default, no early stopping (`--early_stopping_patience 0`)",
+    "flat_cap30": "flat, epoch cap 30 (diagnostic: `--num_train_epochs 30`)",
+    "default_cap30": "default, epoch cap 30 (diagnostic: `--num_train_epochs 30`)",
     "zero_shot": "zero-shot from the names",
     "setfit": "SetFit 1.2 (capped), label scores = sums of leaf probabilities",
     "setfit_argmax": "SetFit 1.2 (capped), its predicted leaf + ancestors (no threshold: same in both columns)",
@@ -53,6 +55,7 @@ PLOT_NAMES = {"flat": "flat", "default": "default (README command)", "default_be
               "tla": "graph + TLA", "tla_small": "graph + TLA 0.1",
               "scale50": "graph, cosine scale 50", "scale1": "graph, cosine scale 1", "dot": "graph, cosine only",
               "names10": "cosine scale 1, weights from names", "flat_no_early_stop": "flat, no early stopping", "default_no_early_stop": "default, no early stopping",
+              "flat_cap30": "flat, epoch cap 30", "default_cap30": "default, epoch cap 30",
               "zero_shot": "zero-shot from names", "setfit": "SetFit, summed leaf probabilities",
               "setfit_argmax": "SetFit, predicted leaf"}
 FULL_DATA = {"flat": "flat", "default": "recommended"}  # row: run_quality.py variant of the full-data point

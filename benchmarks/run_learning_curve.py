@@ -35,6 +35,9 @@ Rows.
 - `flat_no_early_stop`: a diagnostic, flat with `--early_stopping_patience 0` (trains to the epoch cap; the best
   epoch is still kept), to tell how much of flat's score at small k is the recipe's early stopping; and
   `default_no_early_stop`, the default the same way.
+- `flat_cap30`, `default_cap30`: diagnostics of the recipe's epoch cap (`clamp(ceil(20,000 / N), 3, 30)`), which
+  ends every ICD-10-CM run at k >= 8 (10 epochs at k = 8) while early stopping ends every 20 Newsgroups run: the same
+  commands with `--num_train_epochs 30`, the cap of the smallest sets, so that early stopping ends them.
 - `zero_shot`: no training: cosine of the mean-pooled all-MiniLM-L6-v2 embeddings of the text and of each label's
   name (as docs/new-labels.md), thresholded.
 - `setfit`: SetFit 1.2 on the same encoder, its few-shot recipe (contrastive fine-tuning of the body on pairs of
@@ -88,7 +91,10 @@ CANDIDATES = {
 RUN_HTC_ROWS = {"default": [], "flat": ["--no_use_graph_encoder"], **CANDIDATES,
                 # a diagnostic, not what the README command trains: flat without early stopping, to the epoch cap
                 "flat_no_early_stop": ["--no_use_graph_encoder", "--early_stopping_patience", "0"],
-                "default_no_early_stop": ["--early_stopping_patience", "0"]}
+                "default_no_early_stop": ["--early_stopping_patience", "0"],
+                # diagnostics of the epoch cap, which ends every ICD-10-CM run at k >= 8 (20,000 / N epochs)
+                "flat_cap30": ["--no_use_graph_encoder", "--num_train_epochs", "30"],
+                "default_cap30": ["--num_train_epochs", "30"]}
 SETFIT_CAP = {"num_iterations": 5, "max_steps": 300, "max_length": 128, "batch_size": 16, "num_epochs": 1}
 MAX_LENGTH = 128  # run_htc.py's default --max_seq_length, for the zero-shot and SetFit rows too
 
