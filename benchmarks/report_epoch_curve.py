@@ -15,6 +15,7 @@ import json
 from pathlib import Path
 
 from common import save_result
+from transformers.trainer_utils import get_last_checkpoint
 
 FIGURES = ("eval_macro_f1", "eval_micro_f1")
 
@@ -23,10 +24,10 @@ def newest_state(folder: Path) -> tuple[Path, bool]:
     """The run's own trainer_state.json when it finished, else that of its checkpoint with the most steps."""
     if (folder / "trainer_state.json").is_file():
         return folder / "trainer_state.json", True
-    checkpoints = sorted(folder.glob("checkpoint-*/trainer_state.json"), key=lambda path: int(path.parent.name[11:]))
-    if not checkpoints:
+    checkpoint = get_last_checkpoint(folder)
+    if checkpoint is None or not (Path(checkpoint) / "trainer_state.json").is_file():
         raise SystemExit(f"report_epoch_curve.py: error: {folder}: no trainer_state.json, in it or in a checkpoint")
-    return checkpoints[-1], False
+    return Path(checkpoint) / "trainer_state.json", False
 
 
 def curve(folder: Path) -> dict:

@@ -34,6 +34,11 @@ def spread(values: list[float], scale: float = 100.0, digits: int = 2) -> str:
         f"{mean:.{digits}f} ({min(values):.{digits}f}–{max(values):.{digits}f})"
 
 
+def data_order(dataset: str, size: str) -> tuple:
+    """Data sets by name; within one, the full training set first, then the sizes."""
+    return dataset, size != "full", size
+
+
 def load(results_dir=RESULTS_DIR) -> dict:
     """Saved runs grouped by (data set, training size, row), in seed-file order."""
     runs = defaultdict(list)
@@ -47,8 +52,7 @@ def targets(runs: dict) -> list[str]:
     """Per data set and size: `readme` minus `tuned` and minus `readme_flat` on each test figure, paired by seed, and
     whether the worst figure's mean clears -TOLERANCE (`met` when every seed does, `met on the mean` otherwise)."""
     lines = []
-    for dataset, size in sorted({(data, size) for data, size, _ in runs}, key=lambda key: (key[0], key[1] != "full",
-                                                                                            key[1])):
+    for dataset, size in sorted({(data, size) for data, size, _ in runs}, key=lambda key: data_order(*key)):
         readme = {run["seed"]: run["results"] for run in runs.get((dataset, size, "readme"), [])}
         for other in ("tuned", "readme_flat"):
             theirs = {run["seed"]: run["results"] for run in runs.get((dataset, size, other), [])}
@@ -69,8 +73,8 @@ def targets(runs: dict) -> list[str]:
 def table(runs: dict) -> str:
     lines = ["| data | training docs | row | seeds | " + " | ".join(name for _, name in FIGURES) + " | minutes | epochs (kept) |",
              "| --- " * (len(FIGURES) + 6) + "|"]
-    for (dataset, size, row), saved in sorted(runs.items(), key=lambda item: (item[0][0], item[0][1] != "full",
-                                                                                 item[0][1], ROWS.index(item[0][2]))):
+    for (dataset, size, row), saved in sorted(runs.items(), key=lambda item: (*data_order(*item[0][:2]),
+                                                                                 ROWS.index(item[0][2]))):
         seeds = ", ".join(str(run["seed"]) for run in saved)
         figures = [spread([run["results"][key] for run in saved]) if all(key in run["results"] for run in saved)
                    else "n/a" for key, _ in FIGURES]
