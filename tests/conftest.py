@@ -165,6 +165,18 @@ def decided_micro_f1(predict_results: dict) -> float:
     return predict_results.get("predict_learned_micro_f1", predict_results["predict_micro_f1"])
 
 
+def two_cpu_processes_launcher() -> list[str]:
+    """`accelerate launch` of two CPU processes on a free port: tests running side by side (pytest-xdist) would
+    otherwise both rendezvous on the default port 29500."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+            "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(port)]
+
+
 def write_jsonl(path, rows):
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     return str(path)

@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from conftest import TOPICS, decided_micro_f1, micro_f1_of_predictions
-from test_run_htc import ROOT, read_json, run_script
+from test_run_htc import ROOT, read_json, run_in_process
 
 
 def write_hgclr_layout(folder: Path, settings: dict) -> dict:
@@ -43,7 +43,7 @@ def test_paper_config_runs_and_stops_early(name, encoder_dir, tmp_path):
                     early_stopping_patience=1, learning_rate=0.0, report_to="none")
     config_file = tmp_path / f"{name}.yaml"
     config_file.write_text(yaml.safe_dump(settings), encoding="utf-8")
-    run_script([str(config_file)])
+    run_in_process([str(config_file)])
 
     out = tmp_path / "out"
     state = read_json(out / "trainer_state.json")
@@ -80,7 +80,7 @@ def test_20newsgroups_config_runs_as_written(name, encoder_dir, data_dir, tmp_pa
                     warmup_steps=0, report_to="none")
     config_file = tmp_path / f"{name}.yaml"
     config_file.write_text(yaml.safe_dump(settings), encoding="utf-8")
-    run_script([str(config_file)])
+    run_in_process([str(config_file)])
     config = read_json(tmp_path / "out" / "config.json")
     assert (config["use_graph_encoder"], config.get("fusion", "add"), config.get("use_tla", True)) == {
         "20newsgroups": (True, "add", True), "20newsgroups_dot": (True, "dot", True),

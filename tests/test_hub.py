@@ -16,6 +16,7 @@ from transformers import AutoTokenizer
 
 from modeling_htla import HTLAModel
 from modeling_htla.export import AUTO_MAP, CUSTOM_PIPELINES, REMOTE_CODE_FILES
+from test_run_htc import run_in_process
 
 TEXTS = ["goal match striker referee", "quantum particle energy photon", "", "cell gene protein 🧬 клетка"]
 
@@ -213,12 +214,10 @@ def test_run_htc_on_a_checkpoint_without_tokenizer_names_it(trained, data_dir, t
     folder = tmp_path / "no-tokenizer"
     shutil.copytree(out, folder, ignore=shutil.ignore_patterns("checkpoint-*", "runs", "tokenizer*", "vocab.txt",
                                                                 "special_tokens_map.json"))
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    result = subprocess.run([sys.executable, str(ROOT / "run_htc.py"), "--model_name_or_path", str(folder),
-                             "--test_file", str(data_dir / "test.jsonl"), "--do_predict", "--output_dir",
-                             str(tmp_path / "out"), "--report_to", "none"], env=env, capture_output=True, text=True)
-    assert result.returncode != 0
-    assert result.stderr.strip().splitlines()[-1] == (
+    with pytest.raises(SystemExit) as stopped:
+        run_in_process(["--model_name_or_path", str(folder), "--test_file", str(data_dir / "test.jsonl"),
+                        "--do_predict", "--output_dir", str(tmp_path / "out")])
+    assert str(stopped.value.code) == (
         f"run_htc.py: error: {folder}: no tokenizer files (tokenizer.json, tokenizer_config.json); "
         "save the tokenizer with the model")
 

@@ -21,7 +21,7 @@ import torch
 from datasets import Dataset
 from transformers import AutoTokenizer
 
-from conftest import TOPICS, write_jsonl
+from conftest import TOPICS, two_cpu_processes_launcher, write_jsonl
 from modeling_htla import HTLAModel, Taxonomy
 from modeling_htla.collator import multi_hot
 from modeling_htla.metrics import htc_scores
@@ -162,8 +162,7 @@ def test_two_processes_write_what_one_writes(trained, tmp_path):
     docs = write_jsonl(tmp_path / "docs.jsonl", corpus(120))
     extra = ["--predict_chunk_size", "16", "--per_device_eval_batch_size", "4", "--use_cpu"]
     run_in_process(predict_args(checkpoint, docs, tmp_path / "one", *extra))
-    launcher = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-                "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
+    launcher = two_cpu_processes_launcher()
     result = subprocess.run(launcher + [SCRIPT] + predict_args(checkpoint, docs, tmp_path / "two", *extra), cwd=ROOT,
                             env=ENV, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]

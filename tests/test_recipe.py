@@ -85,9 +85,19 @@ def test_epoch_cap_follows_the_data_size():
 ])
 def test_runs_that_would_do_nothing_and_unknown_flags_stop_in_one_line(data_dir, tmp_path, argv, message):
     argv = [a.format(train=data_dir / "train.jsonl", out=tmp_path / "out") for a in argv]
+    with pytest.raises(SystemExit) as stopped:
+        run_in_process(argv)
+    assert str(stopped.value.code) == message
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_stopped_run_is_one_stderr_line_and_a_non_zero_exit(data_dir, tmp_path):
+    """What a shell sees of those stops: the message alone as stderr's last line, no traceback, exit status 1."""
+    argv = ["--train_file", str(data_dir / "train.jsonl"), "--output_dir", str(tmp_path / "out")]
     result = subprocess.run([sys.executable, SCRIPT, *argv], cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert result.returncode != 0
-    assert result.stderr.strip().splitlines()[-1] == message
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == \
+        "run_htc.py: error: nothing to do: give --do_train, --do_eval and/or --do_predict"
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "out").exists()
 

@@ -17,7 +17,7 @@ from modeling_htla import HTLAModel
 from modeling_htla.metrics import htc_scores
 from modeling_htla.pipeline import check_threshold
 from modeling_htla.thresholds import CANDIDATES, choose_thresholds, fit, label_f1_table
-from test_run_htc import read_json, run_script
+from test_run_htc import read_json, run_in_process
 
 TEXTS = ["quantum particle energy photon", "goal match striker referee", "photon goal energy", "tennis racket serve"]
 
@@ -150,8 +150,8 @@ def test_run_htc_predicts_at_the_learned_thresholds_unless_given_one(with_thresh
     tax = model.config.get_taxonomy()
     predicted = {}
     for name, extra in (("learned", []), ("fixed", ["--threshold", "0.5"])):
-        run_script(["--model_name_or_path", str(folder), "--test_file", str(tmp_path / "test.jsonl"), "--do_predict",
-                    "--output_dir", str(tmp_path / name), "--max_seq_length", "16", "--report_to", "none", *extra])
+        run_in_process(["--model_name_or_path", str(folder), "--test_file", str(tmp_path / "test.jsonl"), "--do_predict",
+                        "--output_dir", str(tmp_path / name), "--max_seq_length", "16", *extra])
         lines = (tmp_path / name / "predictions.jsonl").read_text().splitlines()
         predicted[name] = [sorted(json.loads(line)["labels"]) for line in lines]
     for name, thresholds in (("learned", np.asarray(model.config.label_thresholds())), ("fixed", 0.5)):
