@@ -358,9 +358,9 @@ def test_run_killed_mid_epoch_resumes_to_the_same_metrics(encoder_dir, data_dir,
 
     def args(out):
         return common_args(encoder_dir, data_dir, out) + [
-            "--do_train", "--do_eval", "--num_train_epochs", "10", "--per_device_train_batch_size", "4",
+            "--do_train", "--do_eval", "--num_train_epochs", "5", "--per_device_train_batch_size", "4",
             "--save_strategy", "steps", "--save_steps", "5", "--logging_steps", "5",
-            "--early_stopping_patience", "0"]  # all 80 steps: the recipe's early stopping could end sooner
+            "--early_stopping_patience", "0"]  # all 40 steps: the recipe's early stopping could end sooner
 
     run_script(args(tmp_path / "whole"))
     expected = read_json(tmp_path / "whole" / "eval_results.json")
@@ -375,13 +375,13 @@ def test_run_killed_mid_epoch_resumes_to_the_same_metrics(encoder_dir, data_dir,
         time.sleep(0.05)
     process.send_signal(signal.SIGKILL)
     process.wait()
-    assert not (out / "eval_results.json").exists()  # it really died before the end (80 steps)
+    assert not (out / "eval_results.json").exists()  # it really died before the end (40 steps)
     run_script(args(out) + ["--resume_from_checkpoint", "last"])
     resumed = read_json(out / "eval_results.json")
     for key in ("eval_micro_f1", "eval_macro_f1", "eval_hierarchical_f1"):
         assert resumed[key] == expected[key], key
     assert abs(resumed["eval_loss"] - expected["eval_loss"]) < 1e-4
-    assert read_json(out / "trainer_state.json")["global_step"] == 80
+    assert read_json(out / "trainer_state.json")["global_step"] == 40
 
 
 def test_last_complete_checkpoint_skips_half_written_folders(tmp_path):
