@@ -165,16 +165,23 @@ def decided_micro_f1(predict_results: dict) -> float:
     return predict_results.get("predict_learned_micro_f1", predict_results["predict_micro_f1"])
 
 
+def screenshot_demo():
+    """docs/screenshot_demo.py (the script of docs/hub.md's screenshot) as a module: its browser code and its
+    `free_port` serve the tests too."""
+    if "screenshot_demo" not in sys.modules:
+        spec = importlib.util.spec_from_file_location("screenshot_demo", ROOT / "docs" / "screenshot_demo.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        sys.modules["screenshot_demo"] = module
+    return sys.modules["screenshot_demo"]
+
+
 def two_cpu_processes_launcher() -> list[str]:
     """`accelerate launch` of two CPU processes on a free port: tests running side by side (pytest-xdist) would
     otherwise both rendezvous on the default port 29500."""
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
     return [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-            "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(port)]
+            "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+            "--main_process_port", str(screenshot_demo().free_port())]
 
 
 def write_jsonl(path, rows):

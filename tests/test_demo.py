@@ -6,7 +6,6 @@ shown paths)."""
 
 import functools
 import html
-import importlib.util
 import math
 import os
 import re
@@ -16,7 +15,7 @@ from importlib import metadata
 
 import pytest
 import torch
-from conftest import WITHOUT_PROJECT, ROOT, path_ends
+from conftest import WITHOUT_PROJECT, ROOT, path_ends, screenshot_demo
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 from huggingface_hub import SpaceCard
@@ -28,10 +27,7 @@ from modeling_htla.decoding import display_label
 from modeling_htla.demo import TOP_CLASSES, build_demo
 from modeling_htla.space import DEMO_FILE, write_space
 
-# The script that takes docs/hub.md's screenshot; its browser code drives the browser here too.
-_spec = importlib.util.spec_from_file_location("screenshot_demo", ROOT / "docs" / "screenshot_demo.py")
-screenshot = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(screenshot)
+screenshot = screenshot_demo()
 
 TEXT = "quantum particle energy photon"
 DIABETES = "Type 2 diabetes mellitus with diabetic chronic kidney disease"

@@ -51,12 +51,11 @@ def run_in_process(args):
     import_script().main(args + ["--report_to", "none"])
 
 
-def run_script(args, launcher=None, check=True):
+def run_script(args, launcher=None):
     env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", PYTHONPATH=str(ROOT))
     command = (launcher or [sys.executable]) + [SCRIPT] + args
     result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
-    if check:
-        assert result.returncode == 0, result.stderr[-3000:]
+    assert result.returncode == 0, result.stderr[-3000:]
     return result
 
 
