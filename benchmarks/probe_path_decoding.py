@@ -52,7 +52,7 @@ def gold_of(rows: list[dict], taxonomy) -> np.ndarray:
     gold = np.zeros((len(rows), len(taxonomy)), dtype=bool)
     for i, row in enumerate(rows):
         for label in row["labels"] if isinstance(row["labels"], list) else [row["labels"]]:
-            gold[i, taxonomy.ancestors(taxonomy.label2id[label])] = True
+            gold[i, taxonomy.ancestors(taxonomy.label2id[label.strip()])] = True  # as run_htc reads labels
     return gold
 
 
