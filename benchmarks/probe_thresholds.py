@@ -11,6 +11,10 @@ for the report, not for the choice.
 
     python benchmarks/probe_thresholds.py cache RUN_FOLDER VALIDATION_FILE TEST_FILE  # saved model -> probabilities
     python benchmarks/probe_thresholds.py compare [RUN_NAME ...]                      # cached runs (default all)
+
+Finding (15 runs, benchmarks/results/threshold_rules.jsonl): no rule beats the current one-cut choice on validation;
+keeping 0.5 unless the gain is clear gives up validation gain, and repeated cuts are level
+(docs/results.md#choosing-the-strategy-one-cut-repeated-cuts-or-05-unless-the-gain-is-clear).
 """
 
 from __future__ import annotations
