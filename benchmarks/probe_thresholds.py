@@ -58,10 +58,6 @@ def cache(run: Path, validation_file: Path, test_file: Path) -> None:
           f"{len(arrays['depths'])} labels")
 
 
-def per_label(levels: list[float], depths: np.ndarray) -> np.ndarray:
-    return np.asarray(levels)[depths - 1]
-
-
 def held_out_gains(scores, gold, depths, seed: int, repeats: int) -> dict[str, np.ndarray]:
     """Each strategy's held-out Macro-F1 gain over 0.5 on `2 * repeats` folds (seeded two-half cuts, both ways)."""
     gains = {strategy: [] for strategy in STRATEGIES[1:]}
@@ -87,7 +83,7 @@ def rule_thresholds(scores, gold, depths, seed: int) -> dict[str, np.ndarray]:
     """Every rule's per-label thresholds `[L]` chosen and fitted on `scores`/`gold`."""
     fixed = np.full(len(depths), FIXED)
     table = label_f1_table(scores, gold)
-    out = {"fixed": fixed, "one_cut": per_label(choose_thresholds(scores, gold, depths, seed=seed).levels, depths)}
+    out = {"fixed": fixed, "one_cut": fit(table, depths, choose_thresholds(scores, gold, depths, seed=seed).strategy)}
     gains = held_out_gains(scores, gold, depths, seed, repeats=5)
     for name, test in TESTS.items():
         passing = [strategy for strategy, values in gains.items() if test(values)]
@@ -106,9 +102,9 @@ def compare(runs: list[str]) -> None:
         depths = arrays["depths"]
         val_scores, val_gold = arrays["validation_scores"], arrays["validation_gold"].astype(bool)
         test_scores, test_gold = arrays["test_scores"], arrays["test_gold"].astype(bool)
-        base_test = macro_f1(test_scores, test_gold, np.full(len(depths), FIXED))
-        row = {"run": path.stem, "validation": len(val_gold), "labels": len(depths)}
         fixed = np.full(len(depths), FIXED)
+        base_test = macro_f1(test_scores, test_gold, fixed)
+        row = {"run": path.stem, "validation": len(val_gold), "labels": len(depths)}
         gains: dict[str, list[float]] = {}
         for cut in range(OUTER_CUTS):
             choose, evaluate = np.array_split(np.random.default_rng(1000 + cut).permutation(len(val_gold)), 2)

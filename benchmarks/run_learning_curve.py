@@ -178,7 +178,7 @@ def score(scores: dict, gold: dict, taxonomy: Taxonomy, seed: int) -> dict:
     """Validation and test figures at 0.5 and at thresholds learned on the validation scores (`[N, L]`, in [0, 1]),
     as `run_htc.py` learns them."""
     choice = choose_thresholds(scores["validation"], gold["validation"], taxonomy.depths, seed=seed)
-    learned = np.asarray(choice.levels)[np.asarray(taxonomy.depths) - 1]
+    learned = np.asarray(taxonomy.per_label(choice.levels))
     out = {"threshold_strategy": choice.strategy, "thresholds": choice.levels}
     for split in ("validation", "test"):
         out[split] = _metrics(scores[split], gold[split], taxonomy, 0.5) | {
