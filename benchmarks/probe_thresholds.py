@@ -31,7 +31,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from modeling_htla.thresholds import FIXED, STRATEGIES, choose_thresholds, fit, label_f1_table, macro_f1  # noqa: E402
+from modeling_htla.thresholds import (  # noqa: E402
+    FIXED, STRATEGIES, choose_thresholds, fit, held_out_macro_f1, label_f1_table, macro_f1)
 
 CACHE = ROOT / "outputs" / "threshold_probe"
 OUTER_CUTS = 20
@@ -62,13 +63,9 @@ def held_out_gains(scores, gold, depths, seed: int, repeats: int) -> dict[str, n
     """Each strategy's held-out Macro-F1 gain over 0.5 on `2 * repeats` folds (seeded two-half cuts, both ways)."""
     gains = {strategy: [] for strategy in STRATEGIES[1:]}
     for repeat in range(repeats):
-        halves = np.array_split(np.random.default_rng([seed, repeat]).permutation(len(scores)), 2)
-        tables = [label_f1_table(scores[half], gold[half]) for half in halves]
-        for k in (0, 1):
-            other = halves[1 - k]
-            fixed = macro_f1(scores[other], gold[other], np.full(len(depths), FIXED))
-            for strategy in gains:
-                gains[strategy].append(macro_f1(scores[other], gold[other], fit(tables[k], depths, strategy)) - fixed)
+        folds = held_out_macro_f1(scores, gold, depths, [seed, repeat], STRATEGIES)
+        for strategy in gains:
+            gains[strategy] += [value - fixed for value, fixed in zip(folds[strategy], folds["fixed"])]
     return {strategy: np.asarray(values) for strategy, values in gains.items()}
 
 

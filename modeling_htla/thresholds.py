@@ -68,19 +68,25 @@ def macro_f1(scores: np.ndarray, gold: np.ndarray, thresholds: np.ndarray) -> fl
     return float(_label_f1(scores > thresholds, gold).mean())
 
 
+def held_out_macro_f1(scores: np.ndarray, gold: np.ndarray, depths: np.ndarray, seed,
+                      strategies) -> dict[str, list[float]]:
+    """One seeded two-half cut of the documents: each strategy fitted on one half and scored (Macro-F1) on the
+    other, both ways, so two held-out figures per strategy. `gold` booleans, `depths` an array; `seed` anything
+    `np.random.default_rng` takes."""
+    halves = np.array_split(np.random.default_rng(seed).permutation(len(scores)), 2)
+    tables = [label_f1_table(scores[half], gold[half]) for half in halves]
+    return {strategy: [macro_f1(scores[halves[1 - k]], gold[halves[1 - k]], fit(tables[k], depths, strategy))
+                       for k in (0, 1)] for strategy in strategies}
+
+
 def choose_thresholds(scores: np.ndarray, gold: np.ndarray, depths, seed: int = 0) -> ThresholdChoice:
     """Cross-validate the strategies on two seeded halves of the documents, keep the storable one with the best
     held-out Macro-F1 (ties go to the simpler: fixed, then global, then level) and fit it on every document.
 
     `scores` `[N, L]` validation probabilities, `gold` `[N, L]` booleans, `depths` the labels' depths (1 = top)."""
     gold, depths = gold.astype(bool), np.asarray(depths)
-    halves = np.array_split(np.random.default_rng(seed).permutation(len(scores)), 2)
-    tables = [label_f1_table(scores[half], gold[half]) for half in halves]
-    cross_validated = {}
-    for strategy in (*STRATEGIES, "label"):
-        held_out = [macro_f1(scores[halves[1 - k]], gold[halves[1 - k]], fit(tables[k], depths, strategy))
-                    for k in (0, 1)]
-        cross_validated[strategy] = float(np.mean(held_out))
+    cross_validated = {name: float(np.mean(folds))
+                       for name, folds in held_out_macro_f1(scores, gold, depths, seed, (*STRATEGIES, "label")).items()}
     strategy = max(STRATEGIES, key=lambda name: (round(cross_validated[name], 10), -STRATEGIES.index(name)))
     thresholds = fit(label_f1_table(scores, gold), depths, strategy)
     levels = [float(thresholds[depths == depth][0]) for depth in range(1, int(depths.max()) + 1)]
