@@ -78,7 +78,8 @@ def table(runs: dict) -> str:
         seeds = ", ".join(str(run["seed"]) for run in saved)
         figures = [spread([run["results"][key] for run in saved]) if all(key in run["results"] for run in saved)
                    else "n/a" for key, _ in FIGURES]
-        minutes = spread([run["seconds"] / 60 for run in saved], scale=1, digits=1)
+        timed = [run["seconds"] / 60 for run in saved if run.get("seconds") is not None]  # None: resumed, untimed
+        minutes = spread(timed, scale=1, digits=1) if len(timed) == len(saved) else "n/a"
         epochs = ", ".join(f"{run['results'].get('train_epochs_trained', 0):g} ({run['results'].get('train_best_epoch')})"
                            for run in saved)
         lines.append(f"| {dataset} | {size} | {row} | {seeds} | " + " | ".join(figures) + f" | {minutes} | {epochs} |")

@@ -23,6 +23,10 @@ Data, written as a user would give it (JSON Lines with `text` and `labels`, a Hi
 
 Each run saves benchmarks/results/recipe_<dataset>_<size>_<row>_seed<N>.json: validation and test metrics at 0.5 and
 at the learned thresholds, the wall time, the epochs trained, the epoch kept and why training stopped.
+
+A run stopped part-way (a full 20 Newsgroups row takes longer than a working session here) resumes when the same
+command is given again: its folder's newest complete checkpoint is passed as `--resume_from_checkpoint last`. The
+wall time then adds the earlier invocation's time up to that checkpoint (the work after it is redone and counted once).
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ import time
 from pathlib import Path
 
 from common import RESULTS_DIR, save_result, write_jsonl
+from modeling_htla.trainer import last_complete_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 NEWSGROUPS = ROOT.parent / "shared" / "data" / "20newsgroups"
@@ -97,6 +102,21 @@ def command(row: str, dataset: str, files: dict[str, str], output_dir: str, seed
     return [*run_htc.settings_to_argv(tuned), *readme]
 
 
+def resume_point(output_dir: Path) -> tuple[str | None, float | None]:
+    """The newest complete checkpoint of an earlier invocation in `output_dir` (None: start afresh, and record when)
+    and the seconds that invocation spent up to it (None when its start was not recorded)."""
+    started = output_dir / "recipe_started.json"
+    checkpoint = last_complete_checkpoint(str(output_dir))
+    if checkpoint is None:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        started.write_text(json.dumps({"started": time.time()}))
+        return None, 0.0
+    if not started.exists():
+        return checkpoint, None
+    saved = (Path(checkpoint) / "trainer_state.json").stat().st_mtime
+    return checkpoint, saved - json.loads(started.read_text())["started"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--dataset", choices=["20newsgroups", "icd10cm"], default="20newsgroups")
@@ -114,14 +134,20 @@ def main() -> None:
     folder.mkdir(parents=True, exist_ok=True)
     files = (newsgroups_files(folder, args.train_size, args.seed) if args.dataset == "20newsgroups"
              else icd10cm_files(folder, args.seed))
-    output_dir = str(Path(args.work_dir) / name)
-    argv = command(args.row, args.dataset, files, output_dir, args.seed)
+    output_dir = Path(args.work_dir) / name
+    argv = command(args.row, args.dataset, files, str(output_dir), args.seed)
+    checkpoint, earlier = resume_point(output_dir)
+    if checkpoint is not None:
+        argv += ["--resume_from_checkpoint", "last"]
+        print(f"{name}: resuming from {checkpoint}")
     start = time.perf_counter()
     subprocess.run([sys.executable, str(ROOT / "run_htc.py"), *argv], check=True, cwd=ROOT)
-    seconds = time.perf_counter() - start
+    seconds = time.perf_counter() - start + (earlier or 0.0)
     results = json.loads((Path(output_dir) / "all_results.json").read_text())
+    timing = {"seconds": round(seconds, 1)} if earlier is not None else {
+        "seconds": None, "seconds_after_resume": round(seconds, 1)}  # the first invocation's start was not recorded
     path = save_result(name, {"dataset": args.dataset, "train_size": size, "row": args.row, "seed": args.seed,
-                              "argv": argv, "seconds": round(seconds, 1), "results": results})
+                              "argv": argv, **timing, "resumed": checkpoint is not None, "results": results})
     print(f"{path}: test Macro-F1 {results['predict_macro_f1']:.4f} (learned "
           f"{results.get('predict_learned_macro_f1', float('nan')):.4f}), {seconds / 60:.1f} min, "
           f"{results.get('train_epochs_trained')} epochs, kept {results.get('train_best_epoch')}: "
