@@ -143,7 +143,7 @@ def main() -> None:
     start = time.perf_counter()
     subprocess.run([sys.executable, str(ROOT / "run_htc.py"), *argv], check=True, cwd=ROOT)
     seconds = time.perf_counter() - start + (earlier or 0.0)
-    results = json.loads((Path(output_dir) / "all_results.json").read_text())
+    results = json.loads((output_dir / "all_results.json").read_text())
     timing = {"seconds": round(seconds, 1)} if earlier is not None else {
         "seconds": None, "seconds_after_resume": round(seconds, 1)}  # the first invocation's start was not recorded
     path = save_result(name, {"dataset": args.dataset, "train_size": size, "row": args.row, "seed": args.seed,
