@@ -15,7 +15,12 @@ from collections import defaultdict
 from common import RESULTS_DIR
 from report_quality import spread_cell
 
-ROWS = ("readme", "readme_scale1", "readme_flat", "tuned")
+ROWS = ("readme", "readme_scale1", "readme_flat", "tuned")  # a diagnostic `<row>_capN` follows its row
+
+
+def row_order(row: str) -> tuple:
+    base, _, cap = row.partition("_cap")
+    return ROWS.index(base), int(cap or 0)
 FIGURES = (("predict_micro_f1", "test Micro"), ("predict_macro_f1", "test Macro"),
            ("predict_learned_micro_f1", "test Micro, learned"), ("predict_learned_macro_f1", "test Macro, learned"),
            ("eval_macro_f1", "validation Macro"))
@@ -74,7 +79,7 @@ def table(runs: dict) -> str:
     lines = ["| data | training docs | row | seeds | " + " | ".join(name for _, name in FIGURES) + " | minutes | epochs (kept) |",
              "| --- " * (len(FIGURES) + 6) + "|"]
     for (dataset, size, row), saved in sorted(runs.items(), key=lambda item: (*data_order(*item[0][:2]),
-                                                                                 ROWS.index(item[0][2]))):
+                                                                                 row_order(item[0][2]))):
         seeds = ", ".join(str(run["seed"]) for run in saved)
         figures = [spread([run["results"][key] for run in saved]) if all(key in run["results"] for run in saved)
                    else "n/a" for key, _ in FIGURES]

@@ -14,6 +14,9 @@ Rows:
 - `tuned`: the tuned config of the data set with the same files: examples/20newsgroups_recommended.yaml (one epoch),
   or for ICD-10-CM the embedded run's settings (`run_htc.DEFAULT_RUN`, one epoch at 64 tokens, batch 32).
 
+`--num_train_epochs N` (a diagnostic of the recipe's epoch cap, `readme*` rows only) adds that flag, so the run's
+cap and its linear schedule span N epochs (early stopping stays on); it is saved as row `<row>_capN`.
+
 Data, written as a user would give it (JSON Lines with `text` and `labels`, a HiAGM `.taxonomy` file):
 - 20 Newsgroups (`../shared/data/20newsgroups`): `--train_size` posts drawn from train with the run's seed (all of it
   by default; empty texts dropped), the full validation split, and a fixed draw of 2,000 test posts (seed 0, the same
@@ -85,9 +88,12 @@ def icd10cm_files(folder: Path, seed: int) -> dict[str, str]:
     return {**{key: str(path) for key, path in files.items()}, "taxonomy_file": str(folder / "icd10cm.taxonomy")}
 
 
-def command(row: str, dataset: str, files: dict[str, str], output_dir: str, seed: int) -> list[str]:
+def command(row: str, dataset: str, files: dict[str, str], output_dir: str, seed: int,
+            num_train_epochs: int | None = None) -> list[str]:
     data = [part for key, value in files.items() for part in (f"--{key}", value)]
     readme = [*data, "--output_dir", output_dir, "--do_train", "--do_eval", "--do_predict", "--seed", str(seed)]
+    if num_train_epochs is not None:
+        readme += ["--num_train_epochs", str(num_train_epochs)]
     if row == "readme":
         return readme
     if row == "readme_flat":
@@ -123,10 +129,15 @@ def main() -> None:
     parser.add_argument("--train_size", type=int, default=None, help="20 Newsgroups: training posts (default all)")
     parser.add_argument("--row", choices=["readme", "readme_flat", "readme_scale1", "tuned"], required=True)
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--num_train_epochs", type=int, default=None,
+                        help="readme rows: the epoch cap instead of the recipe's (saved as row <row>_capN)")
     parser.add_argument("--work_dir", default="/tmp/htla-recipe")
     args = parser.parse_args()
+    if args.num_train_epochs is not None and args.row == "tuned":
+        parser.error("--num_train_epochs: the tuned row sets its own epochs; use it with a readme row")
     size = "full" if args.dataset == "icd10cm" or args.train_size is None else str(args.train_size)
-    name = f"recipe_{args.dataset}_{size}_{args.row}_seed{args.seed}"
+    row = args.row if args.num_train_epochs is None else f"{args.row}_cap{args.num_train_epochs}"
+    name = f"recipe_{args.dataset}_{size}_{row}_seed{args.seed}"
     if (RESULTS_DIR / f"{name}.json").exists():
         print(f"{name}: already saved")
         return
@@ -135,7 +146,7 @@ def main() -> None:
     files = (newsgroups_files(folder, args.train_size, args.seed) if args.dataset == "20newsgroups"
              else icd10cm_files(folder, args.seed))
     output_dir = Path(args.work_dir) / name
-    argv = command(args.row, args.dataset, files, str(output_dir), args.seed)
+    argv = command(args.row, args.dataset, files, str(output_dir), args.seed, args.num_train_epochs)
     checkpoint, earlier = resume_point(output_dir)
     if checkpoint is not None:
         argv += ["--resume_from_checkpoint", "last"]
@@ -146,7 +157,7 @@ def main() -> None:
     results = json.loads((output_dir / "all_results.json").read_text())
     timing = {"seconds": round(seconds, 1)} if earlier is not None else {
         "seconds": None, "seconds_after_resume": round(seconds, 1)}  # the first invocation's start was not recorded
-    path = save_result(name, {"dataset": args.dataset, "train_size": size, "row": args.row, "seed": args.seed,
+    path = save_result(name, {"dataset": args.dataset, "train_size": size, "row": row, "seed": args.seed,
                               "argv": argv, **timing, "resumed": checkpoint is not None, "results": results})
     print(f"{path}: test Macro-F1 {results['predict_macro_f1']:.4f} (learned "
           f"{results.get('predict_learned_macro_f1', float('nan')):.4f}), {seconds / 60:.1f} min, "

@@ -1,4 +1,5 @@
-"""benchmarks/run_recipe.py: a row stopped part-way resumes from its newest complete checkpoint, its wall time kept."""
+"""benchmarks/run_recipe.py: a row stopped part-way resumes from its newest complete checkpoint, its wall time kept;
+the epoch-cap diagnostic passes its cap and is listed after its row."""
 
 import json
 import os
@@ -48,3 +49,19 @@ def test_a_checkpoint_without_a_recorded_start_resumes_untimed_and_the_table_say
     row = report_recipe.table(report_recipe.load(tmp_path)).splitlines()[2]
     assert row.startswith("| 20newsgroups | full | readme | ")
     assert row.endswith("| n/a | 3 (3.0), 3 (3.0) |")
+
+
+def test_the_cap_diagnostic_passes_its_epochs_and_the_table_puts_it_after_its_row(tmp_path):
+    files = {"train_file": "t.jsonl", "taxonomy_file": "x.taxonomy"}
+    argv = run_recipe.command("readme_flat", "20newsgroups", files, "out", 7, num_train_epochs=6)
+    assert argv[argv.index("--num_train_epochs") + 1] == "6" and "--no_use_graph_encoder" in argv
+    assert "--num_train_epochs" not in run_recipe.command("readme", "20newsgroups", files, "out", 7)
+
+    results = {"predict_micro_f1": 0.8, "predict_macro_f1": 0.7, "eval_macro_f1": 0.7,
+               "train_epochs_trained": 3.0, "train_best_epoch": 3.0}
+    for row in ("readme_cap6", "readme_flat", "readme", "readme_flat_cap6"):
+        run = {"dataset": "icd10cm", "train_size": "full", "row": row, "seed": 42, "seconds": 60.0,
+               "results": results}
+        (tmp_path / f"recipe_icd10cm_full_{row}_seed42.json").write_text(json.dumps(run))
+    rows = [line.split(" | ")[2] for line in report_recipe.table(report_recipe.load(tmp_path)).splitlines()[2:]]
+    assert rows == ["readme", "readme_cap6", "readme_flat", "readme_flat_cap6"]
