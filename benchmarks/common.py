@@ -28,7 +28,8 @@ def median_seconds(fn, repeats: int, warmup: int = 2) -> tuple[float, list[float
 
 def cpu_model() -> str:
     """The processor's model name (Linux), so that minutes from different machines can be told apart: the same run
-    took 4.5 s a step on one 2-core machine and 1.6 s on another."""
+    took 4.5 s a step on one 2-core machine and 1.6 s on another (both named "AMD EPYC": see also `environment`'s
+    `cpu_capability`, the vector instructions torch uses there, AVX2 or AVX512)."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as handle:
             for line in handle:
@@ -48,6 +49,7 @@ def environment() -> dict:
         "machine": platform.machine(),
         "processor": platform.processor() or platform.machine(),
         "cpu_model": cpu_model(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "python": sys.version.split()[0],
