@@ -1,5 +1,6 @@
 """benchmarks/report_learning_curve.py: seeds grouped per (data set, row, k), SetFit's own prediction as a row, the
-targets as paired differences, the plot written."""
+targets as paired differences, the full-data point from the recipe runs, the plot
+written."""
 
 import json
 import sys
@@ -59,3 +60,21 @@ def test_the_default_at_small_k_is_the_small_data_rule(tmp_path):
     assert [run["test"]["macro_f1"] for run in groups[("20newsgroups", "default_before_rule", small)]] == [0.50]
     assert [run["test"]["macro_f1"] for run in groups[("20newsgroups", "default", large)]] == [0.70]
     assert ("20newsgroups", "default_before_rule", large) not in groups
+
+
+def test_the_full_data_point_is_the_readme_command_and_its_flat_twin_from_the_recipe_runs(tmp_path):
+    write(tmp_path, "flat", 8, 42, 0.50)
+    for row, seed, macro in (("readme", 42, 0.86), ("readme", 7, 0.85), ("readme_flat", 42, 0.87),
+                             ("readme_flat", 7, 0.83), ("tuned", 42, 0.99)):
+        results = {f"{split}_{key}": macro for split in ("predict", "eval")
+                   for key in ("micro_f1", "macro_f1", "learned_micro_f1", "learned_macro_f1")}
+        run = {"dataset": "20newsgroups", "train_size": "full", "row": row, "seed": seed, "seconds": 600.0,
+               "results": results}
+        (tmp_path / f"recipe_20newsgroups_full_{row}_seed{seed}.json").write_text(json.dumps(run))
+    full = report.full_data_points(tmp_path, "20newsgroups")
+    assert full["default"]["seeds"] == [42, 7] and full["default"]["test"]["learned_macro_f1"] == [0.86, 0.85]
+    assert full["flat"]["minutes"] == [10.0, 10.0]
+    line = report.targets(report.load(tmp_path), "20newsgroups", full)[-1]
+    assert line == "full data (README command): default - flat 0.50 (-1.00–2.00) (seeds 7, 42; target >= 0: met on the mean)"
+    table = report.table(report.load(tmp_path), tmp_path, "20newsgroups")
+    assert "| full | 42, 7 | all | 85.50 (85.00–86.00) |" in table
