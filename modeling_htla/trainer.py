@@ -192,7 +192,9 @@ class AnyMetricEarlyStopping(TrainerCallback, ExportableState):
 
 def training_outcome(state, early_stopping: AnyMetricEarlyStopping | None, max_epochs: float) -> dict:
     """How a finished training ended: `epochs_trained`, `best_epoch` (the epoch whose checkpoint was kept, when the
-    best one was tracked) and `stop_reason`, in words for the log and the model card."""
+    best one was tracked) and `stop_reason`, in words for the log and the model card. A run that reaches its epoch cap
+    with its best evaluation the last one says so: it had not converged, and more epochs may gain (on 16,000
+    ICD-10-CM codes a cap of 6 instead of 3 gained 0.40 validation Macro-F1, docs/training.md#the-recipe)."""
     best_epoch = next((entry["epoch"] for entry in state.log_history
                        if state.best_global_step and entry.get("step") == state.best_global_step
                        and any(key.startswith("eval_") for key in entry)), None)
@@ -201,6 +203,8 @@ def training_outcome(state, early_stopping: AnyMetricEarlyStopping | None, max_e
         reason = f"early stopping: validation {names} did not improve for {early_stopping.patience} evaluations"
     elif state.max_steps and state.global_step >= state.max_steps:
         reason = f"the epoch cap ({max_epochs:g} epochs)"
+        if best_epoch is not None and best_epoch >= (state.epoch or 0) - 1e-6:
+            reason += ", validation still improving at the last epoch (a larger num_train_epochs may gain more)"
     else:
         reason = "training ended before its cap"
     return {"epochs_trained": round(state.epoch or 0, 2), "best_epoch": best_epoch, "stop_reason": reason}

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from modeling_htla import HTLATrainer, HTLATrainingArguments
-from modeling_htla.trainer import AnyMetricEarlyStopping
+from modeling_htla.trainer import AnyMetricEarlyStopping, training_outcome
 
 from conftest import make_model
 
@@ -134,3 +134,19 @@ def test_early_stopping_state_survives_a_checkpoint_and_names_missing_metrics():
     assert run_evaluations(restored, [{"macro_f1": 0.75}]) == 1  # second evaluation without a gain
     with pytest.raises(ValueError, match="eval_micro_f1 not among the evaluation metrics"):
         run_evaluations(AnyMetricEarlyStopping(2, ["micro_f1"]), [{"macro_f1": 0.8}])
+
+
+def test_a_run_ended_by_its_cap_while_still_improving_says_so():
+    from transformers import TrainerState
+
+    def finished(best_step: int) -> TrainerState:
+        state = TrainerState(epoch=3.0, global_step=30, max_steps=30, best_global_step=best_step)
+        state.log_history = [{"epoch": float(epoch), "step": 10 * epoch, "eval_macro_f1": 0.5} for epoch in (1, 2, 3)]
+        return state
+
+    climbing = training_outcome(finished(30), None, 3)
+    assert climbing["best_epoch"] == 3.0
+    assert climbing["stop_reason"] == ("the epoch cap (3 epochs), validation still improving at the last epoch "
+                                       "(a larger num_train_epochs may gain more)")
+    settled = training_outcome(finished(20), None, 3)
+    assert settled == {"epochs_trained": 3.0, "best_epoch": 2.0, "stop_reason": "the epoch cap (3 epochs)"}
