@@ -126,6 +126,7 @@ def table(groups: dict, results_dir: Path, dataset: str) -> str:
               "Test Micro-F1 learned", "Test Macro-F1 learned", "Minutes"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     ks = sorted({k for (data, _, k) in groups if data == dataset})
+    full_points = full_data_points(results_dir, dataset)
     for row in ROW_NAMES:
         for k in ks:
             runs = groups.get((dataset, row, k))
@@ -138,7 +139,7 @@ def table(groups: dict, results_dir: Path, dataset: str) -> str:
                       ("micro_f1", "macro_f1", "learned_micro_f1", "learned_macro_f1")]
             cells.append(spread_cell([minutes(run) for run in runs]))
             lines.append("| " + " | ".join(cells) + " |")
-        full = full_data_points(results_dir, dataset).get(row)
+        full = full_points.get(row)
         if full:
             test = full["test"]
             cells = [ROW_NAMES[row], "full", ", ".join(map(str, full["seeds"])), "all",

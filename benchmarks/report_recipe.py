@@ -16,11 +16,6 @@ from common import RESULTS_DIR
 from report_quality import spread_cell
 
 ROWS = ("readme", "readme_scale1", "readme_flat", "tuned")  # a diagnostic `<row>_capN` follows its row
-
-
-def row_order(row: str) -> tuple:
-    base, _, cap = row.partition("_cap")
-    return ROWS.index(base), int(cap or 0)
 FIGURES = (("predict_micro_f1", "test Micro"), ("predict_macro_f1", "test Macro"),
            ("predict_learned_micro_f1", "test Micro, learned"), ("predict_learned_macro_f1", "test Macro, learned"),
            ("eval_macro_f1", "validation Macro"))
@@ -30,6 +25,12 @@ FIGURES = (("predict_micro_f1", "test Micro"), ("predict_macro_f1", "test Macro"
 # the same command without the graph (level read with the same 0.5 tolerance).
 TOLERANCE = 0.5
 TARGET_FIGURES = FIGURES[:4]
+
+
+def row_order(row: str) -> tuple:
+    """Table order: the rows of ROWS, each followed by its `_capN` diagnostics by N."""
+    base, _, cap = row.partition("_cap")
+    return ROWS.index(base), int(cap or 0)
 
 
 def spread(values: list[float], scale: float = 100.0, digits: int = 2) -> str:

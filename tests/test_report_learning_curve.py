@@ -1,6 +1,5 @@
 """benchmarks/report_learning_curve.py: seeds grouped per (data set, row, k), SetFit's own prediction as a row, the
-targets as paired differences, the full-data point from the recipe runs, the plot
-written."""
+targets as paired differences, the full-data point from the recipe runs, the plot written."""
 
 import json
 import sys

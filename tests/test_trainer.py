@@ -4,6 +4,7 @@ import json
 
 import pytest
 import torch
+from transformers import TrainerState
 
 from modeling_htla import HTLATrainer, HTLATrainingArguments
 from modeling_htla.trainer import AnyMetricEarlyStopping, training_outcome
@@ -137,8 +138,6 @@ def test_early_stopping_state_survives_a_checkpoint_and_names_missing_metrics():
 
 
 def test_a_run_ended_by_its_cap_while_still_improving_says_so():
-    from transformers import TrainerState
-
     def finished(best_step: int) -> TrainerState:
         state = TrainerState(epoch=3.0, global_step=30, max_steps=30, best_global_step=best_step)
         state.log_history = [{"epoch": float(epoch), "step": 10 * epoch, "eval_macro_f1": 0.5} for epoch in (1, 2, 3)]
