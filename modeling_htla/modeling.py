@@ -1,6 +1,6 @@
-"""HTLA: text encoder + GPTrans label encoder, fused by addition and scored by one shared linear classifier (the
-paper), scored by the scaled cosine between text and label features (`fusion="dot"`), or by both a free linear
-classifier and that cosine (`fusion="hybrid"`)."""
+"""HTLA: text encoder + GPTrans label encoder, scored by both a free linear classifier and the scaled cosine between
+text and label features (`fusion="hybrid"`, what `from_encoder` and `run_htc.py` build), by that cosine alone
+(`fusion="dot"`), or fused by addition and scored by one shared linear classifier (`fusion="add"`, the paper)."""
 
 from __future__ import annotations
 
